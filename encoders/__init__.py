@@ -1,0 +1,1 @@
+"""Text encoders, scoring head, item index, training and evaluation (no Kafka)."""

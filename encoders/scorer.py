@@ -1,0 +1,189 @@
+"""Batch scoring: summaries -> user tower -> item index -> top-K.
+
+Used unchanged by the stream's scorer and by offline evaluation, so both give
+the same top-K for the same user state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+
+from encoders.config import EncoderConfig
+from encoders.model import Recommender
+
+
+def resolve_device(config: EncoderConfig) -> torch.device:
+    """Pick the device the towers run on."""
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def catalogue_version(item_texts: Sequence[tuple[str, str]]) -> str:
+    """Stable digest of (item_id, text) pairs: names the catalogue an index was built from."""
+    digest = hashlib.blake2b(digest_size=8)
+    for item_id, text in sorted(item_texts):
+        digest.update(item_id.encode())
+        digest.update(b"\0")
+        digest.update(text.encode())
+        digest.update(b"\1")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ItemIndex:
+    """Item embeddings resident on the scoring device; replaced whole, never mutated."""
+
+    item_ids: tuple[str, ...]
+    embeddings: torch.Tensor
+    """(items, dim) float32, L2-normalised, on the scoring device."""
+    version: str
+    texts: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    @cached_property
+    def rows(self) -> dict[str, int]:
+        """Map item id to its row."""
+        return {item_id: row for row, item_id in enumerate(self.item_ids)}
+
+
+class BatchScorer:
+    """Runs the towers in micro-batches; thread-safe for one caller at a time."""
+
+    def __init__(self, model: Recommender, config: EncoderConfig) -> None:
+        self.config = config
+        self.device = resolve_device(config)
+        if config.cpu_threads:
+            torch.set_num_threads(config.cpu_threads)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = model.tokenizer
+        self._rows: tuple[str, torch.Tensor | None] | None = None
+
+    @property
+    def model_version(self) -> str:
+        """Version of the model behind the scores."""
+        return self.model.model_version
+
+    @contextlib.contextmanager
+    def _mode(self) -> Iterator[None]:
+        # bf16 autocast on CUDA halves memory traffic; CPU stays in float32,
+        # where bf16 matmuls are slower on most server cores.
+        with torch.inference_mode():
+            if self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    yield
+            else:
+                yield
+
+    def _encode(self, texts: Sequence[str], max_length: int, *, user: bool) -> torch.Tensor:
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        ids = batch["input_ids"].to(self.device, non_blocking=True)
+        mask = batch["attention_mask"].to(self.device, non_blocking=True)
+        tower = self.model.user_tower if user else self.model.item_tower
+        with self._mode():
+            return tower(ids, mask).embedding.float()
+
+    def encode_users(self, summaries: Sequence[str]) -> torch.Tensor:
+        """One forward pass of the user tower for a batch of summaries.
+
+        A fine-tuned model's own token budget (``recprice.json``) wins over the
+        config's: serving must cut summaries where training did.
+        """
+        length = self.model.spec.user_max_length or self.config.user_max_length
+        return self._encode(summaries, length, user=True)
+
+    def build_index(self, items: Sequence[tuple[str, str]]) -> ItemIndex:
+        """Embed (item_id, text) pairs with the item tower, in batches."""
+        ordered = sorted(items)
+        ids = tuple(item_id for item_id, _ in ordered)
+        texts = tuple(text for _, text in ordered)
+        size = self.config.item_batch_size
+        length = self.model.spec.item_max_length or self.config.item_max_length
+        chunks = [
+            self._encode(texts[i : i + size], length, user=False)
+            for i in range(0, len(texts), size)
+        ]
+        dim = self.model.item_tower.dim
+        embeddings = torch.cat(chunks) if chunks else torch.zeros(0, dim, device=self.device)
+        return ItemIndex(ids, embeddings, catalogue_version(ordered), texts)
+
+    def update_index(self, index: ItemIndex, changed: Sequence[tuple[str, str]]) -> ItemIndex:
+        """Return a new index with ``changed`` items re-embedded and new ones added."""
+        current = dict(zip(index.item_ids, index.texts, strict=True))
+        fresh = [(i, t) for i, t in changed if current.get(i) != t]
+        if not fresh:
+            return index
+        rows = index.rows
+        new_vectors = self.build_index(fresh)
+        merged = dict(current)
+        merged.update(fresh)
+        ordered = sorted(merged.items())
+        fresh_rows = new_vectors.rows
+        vectors = [
+            new_vectors.embeddings[fresh_rows[i]] if i in fresh_rows else index.embeddings[rows[i]]
+            for i, _ in ordered
+        ]
+        return ItemIndex(
+            tuple(i for i, _ in ordered),
+            torch.stack(vectors),
+            catalogue_version(ordered),
+            tuple(t for _, t in ordered),
+        )
+
+    def head_rows(self, index: ItemIndex) -> torch.Tensor | None:
+        """Rows of the head's item table for the index's items (cached per index version)."""
+        if self._rows is None or self._rows[0] != index.version:
+            self._rows = (index.version, self.model.head.rows_for(index.item_ids))
+        return self._rows[1]
+
+    def top_k(
+        self,
+        users: torch.Tensor,
+        index: ItemIndex,
+        exclude: Sequence[frozenset[str]],
+        k: int,
+    ) -> list[list[tuple[str, float]]]:
+        """Score users against the index; best ``k`` per user, excluded items removed."""
+        if len(index) == 0:
+            return [[] for _ in range(users.shape[0])]
+        with torch.inference_mode():
+            logits = self.model.head(users, index.embeddings, self.head_rows(index)).float()
+            rows = index.rows
+            for u, items in enumerate(exclude):
+                masked = [rows[i] for i in items if i in rows]
+                if masked:
+                    logits[u, masked] = float("-inf")
+            take = min(k, len(index))
+            scores, positions = torch.topk(logits, take, dim=1)
+        out: list[list[tuple[str, float]]] = []
+        for score_row, pos_row in zip(scores.cpu().tolist(), positions.cpu().tolist(), strict=True):
+            out.append(
+                [
+                    (index.item_ids[p], s)
+                    for s, p in zip(score_row, pos_row, strict=True)
+                    if s != float("-inf")
+                ]
+            )
+        return out
+
+    def recommend(
+        self, summaries: Sequence[str], exclude: Sequence[frozenset[str]], index: ItemIndex
+    ) -> list[list[tuple[str, float]]]:
+        """Summaries in, ranked (item_id, score) lists out: the whole scoring path."""
+        if not summaries:
+            return []
+        return self.top_k(self.encode_users(summaries), index, exclude, self.config.top_k)

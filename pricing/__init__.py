@@ -1,0 +1,1 @@
+"""Bounded personalized pricing: policy, guardrails and A/B experiments (no Kafka)."""

@@ -1,0 +1,1 @@
+"""Kafka wiring of recprice: Faust app, topics, tables, agents and the CLI."""

@@ -1,0 +1,90 @@
+"""The one Faust app: topics, the user-state table and every flow, from settings."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from streams import ingest, scoring
+from streams.catalog import follow_items
+from streams.dlq import dlq_record
+from streams.runtime import Runtime
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+def create_app(settings: Settings, runtime: Runtime) -> faust.App:
+    """Build the app with its topics, table and agents; nothing runs until a worker starts it."""
+    kafka = settings.kafka
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{kafka.bootstrap}",
+        store="rocksdb://",
+        datadir=str(settings.worker.data_dir),
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication,
+        table_standby_replicas=settings.worker.standby_replicas,
+        broker_session_timeout=kafka.session_timeout_s,
+        broker_heartbeat_interval=kafka.heartbeat_s,
+        broker_commit_interval=kafka.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        autodiscover=False,
+    )
+
+    def topic(name: str, **extra: object) -> faust.TopicT:
+        return app.topic(
+            settings.topics.name(name), partitions=kafka.partitions, **RAW, **extra
+        )
+
+    events = topic("events")
+    scoring_topic = topic("scoring")
+    recommendations = topic("recommendations")
+    price_updates = topic("price_updates")
+    dlq = topic("dlq")
+
+    # Changelog-backed (compacted, never time-retained) RocksDB table via rocksdict.
+    user_state = app.Table(
+        "user_state",
+        default=None,
+        partitions=kafka.partitions,
+        key_type=str,
+        value_type=bytes,
+        options={"driver": "rocksdict"},
+    )
+
+    async def dead_letter(
+        source: str, partition: int, offset: int, raw: bytes | None, error: str
+    ) -> None:
+        log.warning("dead letter %s[%d]@%d: %s", source, partition, offset, error)
+        await dlq.send(value=dlq_record(source, partition, offset, raw, error))
+
+    ingest.register(app, events, scoring_topic, user_state, runtime.catalog, settings.state, dead_letter)
+    scoring.register(
+        app,
+        scoring_topic,
+        recommendations,
+        price_updates,
+        runtime,
+        settings.state,
+        settings.pricing,
+        settings.scorer.max_batch,
+        settings.scorer.max_wait_s,
+        settings.scorer.price_memory,
+    )
+
+    @app.task
+    async def catalog_follower() -> None:
+        await follow_items(
+            runtime.catalog,
+            kafka.bootstrap,
+            settings.topics.name("items"),
+            settings.scorer.catalog_refresh_s,
+            dead_letter,
+        )
+
+    return app

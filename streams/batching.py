@@ -1,0 +1,61 @@
+"""Scoring requests and their micro-batch de-duplication (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+
+from encoders.behaviour import UserState, state_from_obj, state_to_obj
+
+
+@dataclass(frozen=True)
+class ScoringRequest:
+    """A user whose state changed: the state travels with the request.
+
+    Carrying the state (about 1 KiB) spares the scorer a table read, which
+    Faust's ``take()`` cannot do safely: inside a batch the store resolves
+    keys against the partition of the batch's last event.
+    """
+
+    user_id: str
+    state: UserState
+    trigger_event_id: str
+    event_ts: int
+
+    def to_bytes(self) -> bytes:
+        """Serialize for the scoring topic."""
+        return orjson.dumps(
+            {
+                "user_id": self.user_id,
+                "trigger_event_id": self.trigger_event_id,
+                "event_ts": self.event_ts,
+                "state": state_to_obj(self.state),
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ScoringRequest:
+        """Inverse of :meth:`to_bytes`."""
+        obj = orjson.loads(raw)
+        return cls(
+            user_id=obj["user_id"],
+            state=state_from_obj(obj["state"]),
+            trigger_event_id=obj["trigger_event_id"],
+            event_ts=obj["event_ts"],
+        )
+
+
+def latest_per_user(requests: Iterable[ScoringRequest]) -> list[ScoringRequest]:
+    """Keep each user's newest state (highest version), in first-seen user order.
+
+    A user who clicked five times within one batch is scored once, on the
+    state after the fifth click.
+    """
+    best: dict[str, ScoringRequest] = {}
+    for request in requests:
+        current = best.get(request.user_id)
+        if current is None or request.state.version >= current.state.version:
+            best[request.user_id] = request
+    return list(best.values())

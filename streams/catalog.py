@@ -1,0 +1,116 @@
+"""Catalogue flow: the compacted ``items`` topic -> items table -> item index.
+
+Every worker needs the whole catalogue (any user may be recommended any
+item), so each worker keeps a full replica, like a Faust GlobalTable: a
+dedicated consumer outside the consumer group reads every partition of the
+compacted topic from the beginning. The compacted topic is the table's
+changelog, so nothing else is persisted. Embedding runs in the scorer's
+thread and swaps the index atomically; the event loop never waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+
+from aiokafka import AIOKafkaConsumer
+
+from encoders.records import InvalidRecord, Item, parse_item
+from encoders.scorer import BatchScorer, ItemIndex
+
+log = logging.getLogger(__name__)
+
+DeadLetter = Callable[[str, int, int, bytes | None, str], Awaitable[None]]
+
+
+class Catalog:
+    """Items by id, plus the item index built from them."""
+
+    def __init__(self, scorer: BatchScorer, executor: Executor) -> None:
+        self.items: dict[str, Item] = {}
+        self.index: ItemIndex | None = None
+        self.ready = asyncio.Event()
+        """Set once the items present at start-up are loaded."""
+        self.index_ready = asyncio.Event()
+        """Set once those items are embedded."""
+        self._scorer = scorer
+        self._executor = executor
+        self._pending: dict[str, Item] = {}
+
+    def title_of(self, item_id: str) -> str | None:
+        """Return an item's title, or None when unknown."""
+        item = self.items.get(item_id)
+        return item.title if item else None
+
+    def apply(self, item: Item) -> None:
+        """Take a new or changed item; it reaches the index at the next refresh."""
+        self.items[item.item_id] = item
+        self._pending[item.item_id] = item
+
+    async def refresh_index(self) -> None:
+        """Embed pending items off the event loop and swap in the new index."""
+        if not self._pending and self.index is not None:
+            return
+        changed = [(i.item_id, i.text()) for i in self._pending.values()]
+        self._pending = {}
+        loop = asyncio.get_running_loop()
+        current = self.index
+        if current is None:
+            self.index = await loop.run_in_executor(
+                self._executor, self._scorer.build_index, changed
+            )
+        else:
+            self.index = await loop.run_in_executor(
+                self._executor, self._scorer.update_index, current, changed
+            )
+        self.index_ready.set()
+
+
+async def follow_items(
+    catalog: Catalog,
+    bootstrap: str,
+    topic: str,
+    refresh_s: float,
+    dead_letter: DeadLetter,
+) -> None:
+    """Read the items topic forever; set ``catalog.ready`` once caught up with start-up."""
+    # Without a group, aiokafka assigns every partition of the topic to us.
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await asyncio.sleep(0.1)
+        tps = sorted(consumer.assignment())
+        # Everything below these offsets existed at start-up.
+        targets = {tp: off for tp, off in (await consumer.end_offsets(tps)).items() if off > 0}
+        loop = asyncio.get_running_loop()
+        next_refresh = loop.time()
+        while True:
+            batches = await consumer.getmany(timeout_ms=int(refresh_s * 1000), max_records=5000)
+            for tp, messages in batches.items():
+                for msg in messages:
+                    if msg.value is not None:
+                        try:
+                            catalog.apply(parse_item(msg.value))
+                        except InvalidRecord as exc:
+                            await dead_letter(
+                                tp.topic, tp.partition, msg.offset, msg.value, str(exc)
+                            )
+                    if tp in targets and msg.offset + 1 >= targets[tp]:
+                        del targets[tp]
+            if not catalog.ready.is_set() and not targets:
+                catalog.ready.set()
+                log.info("catalogue loaded: %d items", len(catalog.items))
+            if catalog.ready.is_set() and loop.time() >= next_refresh:
+                await catalog.refresh_index()
+                next_refresh = loop.time() + refresh_s
+    finally:
+        await consumer.stop()

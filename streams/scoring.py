@@ -1,0 +1,151 @@
+"""Scoring flow: scoring requests -> micro-batches -> top-K -> bounded prices.
+
+``stream.take(max_batch, within=max_wait)`` gathers users; each user is
+scored once per batch on their newest state; the forward pass runs in the
+scorer thread so the event loop keeps consuming. Faust acks a batch's events
+only after this loop body has sent its outputs (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+
+from encoders.behaviour import StateConfig, render_summary
+from encoders.records import Item
+from pricing.config import PricingConfig
+from pricing.experiments import assign_arm
+from pricing.policy import Decision, PricedItem, decide, interest_from_scores
+from streams.batching import ScoringRequest, latest_per_user
+from streams.runtime import Runtime
+
+
+class PriceMemory:
+    """Last price each (user, item) was shown, bounded LRU, owned by one worker.
+
+    Users are partitioned, so only this worker prices a user; after a
+    rebalance a moved user's first step bound starts from the base price band.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._prices: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def get(self, user_id: str, item_id: str) -> float | None:
+        """Return the last price shown, if remembered."""
+        return self._prices.get((user_id, item_id))
+
+    def put(self, user_id: str, item_id: str, price: float) -> None:
+        """Remember a shown price, evicting the least recently shown."""
+        key = (user_id, item_id)
+        self._prices[key] = price
+        self._prices.move_to_end(key)
+        while len(self._prices) > self.capacity:
+            self._prices.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class UserOutputs:
+    """Everything one scored user produces."""
+
+    recommendation: dict[str, Any]
+    decisions: tuple[Decision, ...]
+    arm: str
+
+
+def price_items(
+    user_id: str,
+    ranked: Sequence[tuple[str, float]],
+    items: Mapping[str, Item],
+    previous: PriceMemory,
+    shares: Mapping[str, float],
+    config: PricingConfig,
+) -> tuple[str, tuple[Decision, ...]]:
+    """Assign the user's arm and price every ranked item within its bounds."""
+    arm_name = assign_arm(config.experiment_id, user_id, config.control_share, shares)
+    arm = config.arm_by_name(arm_name)
+    interests = interest_from_scores([score for _, score in ranked])
+    decisions = []
+    for (item_id, _), interest in zip(ranked, interests, strict=True):
+        item = items.get(item_id)
+        if item is None:
+            continue
+        priced = PricedItem(item_id, item.base_price, item.floor, item.ceiling, item.category)
+        decisions.append(decide(priced, interest, previous.get(user_id, item_id), arm, config))
+    return arm_name, tuple(decisions)
+
+
+def recommendation_record(
+    request: ScoringRequest,
+    ranked: Sequence[tuple[str, float]],
+    model_version: str,
+    now_ms: int,
+) -> dict[str, Any]:
+    """Return the DESIGN §4 recommendation record."""
+    return {
+        "user_id": request.user_id,
+        "items": [
+            {"item_id": item_id, "score": round(score, 6), "rank": rank}
+            for rank, (item_id, score) in enumerate(ranked, start=1)
+        ],
+        "model_version": model_version,
+        "state_version": request.state.version,
+        "trigger_event_id": request.trigger_event_id,
+        "ts": now_ms,
+        "latency_ms": max(now_ms - request.event_ts, 0),
+    }
+
+
+def register(
+    app: faust.App,
+    scoring: faust.TopicT,
+    recommendations: faust.TopicT,
+    price_updates: faust.TopicT,
+    runtime: Runtime,
+    state_config: StateConfig,
+    pricing: PricingConfig,
+    max_batch: int,
+    max_wait_s: float,
+    price_memory: int,
+) -> faust.types.AgentT:
+    """Attach the scorer agent to ``app``."""
+    memory = PriceMemory(price_memory)
+    catalog = runtime.catalog
+
+    def score_batch(requests: list[ScoringRequest]) -> list[list[tuple[str, float]]]:
+        index = catalog.index
+        assert index is not None
+        summaries = [render_summary(r.state, catalog.title_of, state_config) for r in requests]
+        exclude = [r.state.interacted() for r in requests]
+        return runtime.scorer.recommend(summaries, exclude, index)
+
+    async def score(stream: faust.StreamT) -> None:
+        await catalog.index_ready.wait()
+        loop = asyncio.get_running_loop()
+        async for batch in stream.take(max_batch, within=max_wait_s):
+            requests = latest_per_user(ScoringRequest.from_bytes(raw) for raw in batch)
+            ranked = await loop.run_in_executor(runtime.executor, score_batch, requests)
+            now_ms = int(time.time() * 1000)
+            shares = pricing.initial_shares()
+            for request, user_ranked in zip(requests, ranked, strict=True):
+                key = request.user_id.encode()
+                record = recommendation_record(
+                    request, user_ranked, runtime.scorer.model_version, now_ms
+                )
+                await recommendations.send(key=key, value=orjson.dumps(record))
+                _, decisions = price_items(
+                    request.user_id, user_ranked, catalog.items, memory, shares, pricing
+                )
+                for decision in decisions:
+                    memory.put(request.user_id, decision.item_id, decision.price)
+                    update = decision.to_record(request.user_id, now_ms)
+                    await price_updates.send(key=key, value=orjson.dumps(update))
+
+    return app.agent(scoring, name="scorer")(score)

@@ -1,0 +1,108 @@
+"""The one settings object (DESIGN §7).
+
+Environment variables use the prefix ``RECPRICE__`` and ``__`` between levels,
+e.g. ``RECPRICE__KAFKA__BOOTSTRAP=127.0.0.1:19092`` or
+``RECPRICE__SCORER__MAX_BATCH=128``. Factories take this object; nothing else
+reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from encoders.behaviour import StateConfig
+from encoders.config import EncoderConfig
+from pricing.config import PricingConfig
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(BaseModel):
+    """Broker connection and topic layout."""
+
+    model_config = _FROZEN
+
+    bootstrap: str = Field(
+        "127.0.0.1:19092", description="host:port of the broker (loopback for local runs)."
+    )
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions of every topic we create.")
+    replication: int = Field(1, ge=1, le=5, description="Replication factor of our topics.")
+    session_timeout_s: float = Field(
+        10.0, ge=1.0, le=300.0, description="Consumer session timeout; short = fast group joins."
+    )
+    heartbeat_s: float = Field(1.0, gt=0, le=60.0, description="Consumer heartbeat interval.")
+    commit_interval_s: float = Field(
+        1.0, gt=0, le=60.0, description="Offset commit interval (bounds re-delivery on restart)."
+    )
+
+
+class TopicNames(BaseModel):
+    """Topic names; ``prefix`` isolates replays and tests from live topics."""
+
+    model_config = _FROZEN
+
+    prefix: str = Field("", description="Prepended to every topic name and the app id.")
+    events: str = Field("events", description="Input events, key user_id.")
+    items: str = Field("items", description="Catalogue, key item_id, compacted.")
+    recommendations: str = Field("recommendations", description="Ranked top-K per user.")
+    price_updates: str = Field("price-updates", description="Bounded personalized prices.")
+    dlq: str = Field("events.dlq", description="Invalid input with reason and origin.")
+    scoring: str = Field("scoring-requests", description="Internal: users whose state changed.")
+
+    def name(self, topic: str) -> str:
+        """Return the full name of one of the fields above."""
+        return f"{self.prefix}{getattr(self, topic)}"
+
+
+class WorkerSettings(BaseModel):
+    """One Faust worker process."""
+
+    model_config = _FROZEN
+
+    app_id: str = Field("recprice", description="Faust app id = consumer group id.")
+    data_dir: Path = Field(
+        Path(".recprice-data"), description="Local RocksDB tables (rebuilt from changelogs)."
+    )
+    standby_replicas: int = Field(0, ge=0, le=3, description="Standby table replicas.")
+    log_level: str = Field("warning", description="Faust/aiokafka log level.")
+
+
+class ScorerSettings(BaseModel):
+    """Micro-batching of users into the user tower."""
+
+    model_config = _FROZEN
+
+    max_batch: int = Field(64, ge=1, le=4096, description="Most users per forward pass.")
+    max_wait_s: float = Field(
+        0.05, gt=0, le=10.0, description="Longest wait to fill a batch before scoring it."
+    )
+    catalog_refresh_s: float = Field(
+        1.0, gt=0, le=3600.0, description="How often new or changed items are re-embedded."
+    )
+    price_memory: int = Field(
+        200_000, ge=0, description="(user, item) last-shown prices kept in memory per worker."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything a recprice process needs; frozen, validated at load time."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECPRICE__", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Broker.")
+    topics: TopicNames = Field(default_factory=TopicNames, description="Topic names.")
+    worker: WorkerSettings = Field(default_factory=WorkerSettings, description="Worker.")
+    scorer: ScorerSettings = Field(default_factory=ScorerSettings, description="Scorer.")
+    state: StateConfig = Field(default_factory=StateConfig, description="User state.")
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig, description="Model.")
+    pricing: PricingConfig = Field(default_factory=PricingConfig, description="Pricing.")
+
+    @property
+    def app_id(self) -> str:
+        """Consumer group and table-topic namespace, isolated by the topic prefix."""
+        return f"{self.topics.prefix}{self.worker.app_id}"

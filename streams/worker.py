@@ -1,0 +1,22 @@
+"""Running one Faust worker in this process."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from streams.app import create_app
+from streams.runtime import Runtime
+from streams.settings import Settings
+from streams.topics import create_topics
+
+
+def run_worker(settings: Settings) -> None:
+    """Create topics, load the model, and run the worker until SIGINT/SIGTERM."""
+    logging.basicConfig(level=settings.worker.log_level.upper())
+    create_topics(settings)
+    runtime = Runtime.create(settings.encoder)
+    app = create_app(settings, runtime)
+    worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True)
+    worker.execute_from_commandline()
