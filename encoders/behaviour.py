@@ -179,7 +179,8 @@ def render_summary(
             name = f"{name} ({ev.rating:g}/5)"
         groups.setdefault(ev.type, []).append(name)
     order = ("purchase", "add_to_cart", "rating", "click", "view")
-    parts = [f"Recently {TYPE_VERBS[t]}: {', '.join(groups[t])}" for t in order if t in groups]
+    parts = [f"{TYPE_VERBS[t]}: {', '.join(groups[t])}" for t in order if t in groups]
+    parts[0] = "Recently " + parts[0]
     liked = [c for c, w in sorted(state.categories.items(), key=lambda kv: -kv[1]) if w > 0]
     if liked:
         parts.append("favourite categories: " + ", ".join(liked[: config.summary_categories]))

@@ -23,6 +23,9 @@ class ScoringRequest:
     state: UserState
     trigger_event_id: str
     event_ts: int
+    received_ms: int
+    """Wall-clock time the ingest agent took the event: latency counts from here,
+    since a replayed event's own ``ts`` lies in the past."""
 
     def to_bytes(self) -> bytes:
         """Serialize for the scoring topic."""
@@ -31,6 +34,7 @@ class ScoringRequest:
                 "user_id": self.user_id,
                 "trigger_event_id": self.trigger_event_id,
                 "event_ts": self.event_ts,
+                "received_ms": self.received_ms,
                 "state": state_to_obj(self.state),
             }
         )
@@ -44,6 +48,7 @@ class ScoringRequest:
             state=state_from_obj(obj["state"]),
             trigger_event_id=obj["trigger_event_id"],
             event_ts=obj["event_ts"],
+            received_ms=obj["received_ms"],
         )
 
 

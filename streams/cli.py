@@ -290,10 +290,10 @@ def demo(
     bootstrap: Bootstrap = None,
 ) -> None:
     """Run the whole pipeline on a slice of MovieLens against a local broker."""
-    from streams.demo import run_demo
-
     if events < 1:
         raise typer.BadParameter("--events must be at least 1")
+    from streams.demo import run_demo
+
     raise typer.Exit(run_demo(load_settings(bootstrap), out, events))
 
 

@@ -8,6 +8,7 @@ to one commit interval after a rebalance or crash).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import faust
@@ -64,7 +65,9 @@ def register(
                 user_state[parsed.user_id] = state_to_bytes(new)
             # A re-delivered latest event re-sends its request: the crash may
             # have come between the table write and this send.
-            request = ScoringRequest(parsed.user_id, new, parsed.event_id, parsed.ts)
+            request = ScoringRequest(
+                parsed.user_id, new, parsed.event_id, parsed.ts, int(time.time() * 1000)
+            )
             await scoring.send(key=parsed.user_id.encode(), value=request.to_bytes())
 
     return app.agent(events, name="ingest")(ingest)

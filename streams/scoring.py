@@ -99,7 +99,7 @@ def recommendation_record(
         "state_version": request.state.version,
         "trigger_event_id": request.trigger_event_id,
         "ts": now_ms,
-        "latency_ms": max(now_ms - request.event_ts, 0),
+        "latency_ms": max(now_ms - request.received_ms, 0),
     }
 
 

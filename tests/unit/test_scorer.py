@@ -1,0 +1,109 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from encoders.config import EncoderConfig
+from encoders.model import tiny_random_model
+from encoders.records import Item
+from encoders.scorer import BatchScorer
+from pricing.config import PricingConfig
+from pricing.policy import PricedItem
+from streams.scoring import PriceMemory, price_items
+
+ITEMS = [(f"i{n}", f"movie number {n} about {w}") for n, w in enumerate(["cats", "dogs", "space", "war", "love"])]
+
+
+@pytest.fixture(scope="module")
+def scorer() -> BatchScorer:
+    torch.set_num_threads(1)
+    return BatchScorer(tiny_random_model(), EncoderConfig(top_k=3, device="cpu"))
+
+
+def test_index_build_and_top_k_excludes_interacted(scorer: BatchScorer):
+    index = scorer.build_index(ITEMS)
+    assert len(index) == 5 and index.embeddings.shape == (5, 32)
+    summaries = ["Recently purchased: cats", "Recently viewed: war"]
+    ranked = scorer.recommend(summaries, [frozenset({"i0", "i1"}), frozenset()], index)
+    assert len(ranked[0]) == 3 and len(ranked[1]) == 3
+    assert not {"i0", "i1"} & {item for item, _ in ranked[0]}
+    scores = [s for _, s in ranked[1]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_batched_scores_equal_single_user_scores(scorer: BatchScorer):
+    index = scorer.build_index(ITEMS)
+    summaries = ["short", "a much longer summary of what this user clicked recently"]
+    batched = scorer.recommend(summaries, [frozenset()] * 2, index)
+    single = [scorer.recommend([s], [frozenset()], index)[0] for s in summaries]
+    for a, b in zip(batched, single, strict=True):
+        assert [i for i, _ in a] == [i for i, _ in b]
+        assert all(math.isclose(x, y, abs_tol=1e-4) for (_, x), (_, y) in zip(a, b, strict=True))
+
+
+def test_update_index_reembeds_only_changed_items(scorer: BatchScorer):
+    index = scorer.build_index(ITEMS)
+    same = scorer.update_index(index, ITEMS[:2])
+    assert same is index
+    changed = scorer.update_index(index, [("i1", "a brand new text"), ("i9", "new item")])
+    assert changed.item_ids == ("i0", "i1", "i2", "i3", "i4", "i9")
+    assert torch.equal(changed.embeddings[0], index.embeddings[0])
+    assert not torch.equal(changed.embeddings[1], index.embeddings[1])
+    assert changed.version != index.version
+
+
+def test_empty_index_and_everything_excluded(scorer: BatchScorer):
+    empty = scorer.build_index([])
+    assert scorer.recommend(["x"], [frozenset()], empty) == [[]]
+    index = scorer.build_index(ITEMS[:2])
+    assert scorer.recommend(["x"], [frozenset({"i0", "i1"})], index) == [[]]
+
+
+CATALOG = {
+    "a": Item("a", "A", "c1", 10.0, floor=9.0, ceiling=11.0),
+    "b": Item("b", "B", "c2", 0.5),
+    "c": Item("c", "C", "c1", 1000.0, ceiling=1001.0),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scores=st.lists(
+        st.floats(allow_nan=True, allow_infinity=True), min_size=3, max_size=3
+    ),
+    previous=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    user=st.text(min_size=1, max_size=8),
+)
+def test_prices_never_leave_their_bounds(scores: list[float], previous: float | None, user: str):
+    config = PricingConfig()
+    memory = PriceMemory(10)
+    if previous is not None:
+        for item_id in CATALOG:
+            memory.put(user, item_id, previous)
+    ranked = list(zip(["a", "b", "c"], scores, strict=True))
+    arm, decisions = price_items(user, ranked, CATALOG, memory, config.initial_shares(), config)
+    assert arm in {"control", "gentle", "bold"}
+    assert len(decisions) == 3
+    dev = config.guardrails.max_deviation
+    for d in decisions:
+        item = CATALOG[d.item_id]
+        assert math.isfinite(d.price) and d.price > 0
+        assert d.floor <= d.price <= d.ceiling
+        assert item.base_price * (1 - dev) - 1e-9 <= d.price <= item.base_price * (1 + dev) + 1e-9
+        if item.floor is not None:
+            assert d.price >= item.floor
+        if item.ceiling is not None:
+            assert d.price <= item.ceiling
+
+
+def test_price_memory_is_a_bounded_lru():
+    memory = PriceMemory(2)
+    memory.put("u", "a", 1.0)
+    memory.put("u", "b", 2.0)
+    memory.put("u", "a", 1.5)
+    memory.put("u", "c", 3.0)
+    assert memory.get("u", "b") is None
+    assert memory.get("u", "a") == 1.5 and memory.get("u", "c") == 3.0
+    assert PricedItem("a", 1.0).base_price == 1.0
