@@ -1,5 +1,39 @@
+"""Shared fixtures: the local broker (started on demand), a tiny model, pipelines."""
+
 import os
 
 # Weights come from installed packages only; never reach for a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from encoders.model import save_model_dir, tiny_random_model  # noqa: E402
+from streams.local import answers, start_local_broker, stop_worker  # noqa: E402
+from tests.kafka_support import BOOTSTRAP, Pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> str:
+    if not answers(BOOTSTRAP):
+        start_local_broker(BOOTSTRAP)
+    return BOOTSTRAP
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tiny-model")
+    save_model_dir(tiny_random_model(seed=7), path)
+    return path
+
+
+@pytest.fixture
+def pipeline(bootstrap: str, tiny_model_dir: Path, tmp_path: Path) -> Iterator[Pipeline]:
+    pipe = Pipeline(bootstrap, tiny_model_dir, tmp_path)
+    pipe.create()
+    yield pipe
+    for proc in pipe.workers:
+        stop_worker(proc, timeout_s=15)

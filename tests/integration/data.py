@@ -1,0 +1,71 @@
+"""A small synthetic catalogue and event log, with every class of bad input."""
+
+from __future__ import annotations
+
+import random
+
+from encoders.behaviour import StateConfig, UserState, apply_event
+from encoders.records import Item, event_from_dict, item_from_dict
+
+GENRES = ["drama", "comedy", "action", "horror", "sci-fi"]
+
+
+def catalogue(n: int = 30) -> list[dict[str, object]]:
+    return [
+        {
+            "item_id": f"it{i}",
+            "title": f"Film {i} of {GENRES[i % 5]}",
+            "category": GENRES[i % 5],
+            "base_price": 5.0 + i,
+            "floor": 4.0 + i,
+            "ceiling": 7.0 + i,
+        }
+        for i in range(n)
+    ]
+
+
+def events(users: int = 12, per_user: int = 8, seed: int = 3) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+    out = []
+    for n in range(users * per_user):
+        user = f"user{n % users}"
+        kind = rng.choice(["view", "click", "add_to_cart", "purchase"])
+        event: dict[str, object] = {
+            "event_id": f"ev{n}",
+            "type": kind,
+            "user_id": user,
+            "item_id": f"it{rng.randrange(30)}",
+            "ts": 1_700_000_000_000 + n * 1000,
+        }
+        if kind == "purchase":
+            event["price"] = round(rng.uniform(5, 30), 2)
+        out.append(event)
+    return out
+
+
+BAD: list[tuple[bytes | None, bytes, str]] = [
+    (b"userX", b'{"event_id": "b1", "type": ', "invalid JSON"),
+    (b"userX", b'{"event_id":"b2","type":"view","item_id":"it1","ts":5}', "missing field 'user_id'"),
+    (b"userX", b'{"event_id":"b3","type":"view","user_id":"userX","item_id":"it1","ts":"noon"}', "'ts' must be an integer"),
+    (b"userX", b'{"event_id":"b4","type":"teleport","user_id":"userX","item_id":"it1","ts":5}', "unknown event type"),
+    (b"userX", b'{"event_id":"b5","type":"purchase","user_id":"userX","item_id":"it1","ts":5,"price":-2}', "negative price"),
+    (b"userX", b'{"event_id":"b6","type":"view","user_id":"userX","item_id":"' + b"x" * 70_000 + b'","ts":5}', "exceeds"),
+    (b"userX", b'{"event_id":"b7","type":"view","user_id":"\xc3\x28","item_id":"it1","ts":5}', "not UTF-8"),
+    (b"someone-else", b'{"event_id":"b8","type":"view","user_id":"userX","item_id":"it1","ts":5}', "does not match user_id"),
+]
+
+
+def expected_states(evs: list[dict[str, object]], items: list[dict[str, object]]) -> dict[str, UserState]:
+    catalog: dict[str, Item] = {str(i["item_id"]): item_from_dict(i) for i in items}
+    states: dict[str, UserState] = {}
+    for raw in evs:
+        event = event_from_dict(raw)
+        item = catalog.get(event.item_id)
+        states[event.user_id] = apply_event(
+            states.get(event.user_id, UserState()),
+            event,
+            item.category if item else None,
+            item.base_price if item else None,
+            StateConfig(),
+        )
+    return states
