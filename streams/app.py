@@ -37,9 +37,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     )
 
     def topic(name: str, **extra: object) -> faust.TopicT:
-        return app.topic(
-            settings.topics.name(name), partitions=kafka.partitions, **RAW, **extra
-        )
+        return app.topic(settings.topics.name(name), partitions=kafka.partitions, **RAW, **extra)
 
     events = topic("events")
     scoring_topic = topic("scoring")
@@ -63,19 +61,22 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         log.warning("dead letter %s[%d]@%d: %s", source, partition, offset, error)
         await dlq.send(value=dlq_record(source, partition, offset, raw, error))
 
-    ingest.register(app, events, scoring_topic, user_state, runtime.catalog, settings.state, dead_letter)
-    scoring.register(
-        app,
-        scoring_topic,
-        recommendations,
-        price_updates,
-        runtime,
-        settings.state,
-        settings.pricing,
-        settings.scorer.max_batch,
-        settings.scorer.max_wait_s,
-        settings.scorer.price_memory,
+    ingest.register(
+        app, events, scoring_topic, user_state, runtime.catalog, settings.state, dead_letter
     )
+    if settings.scorer.enabled:
+        scoring.register(
+            app,
+            scoring_topic,
+            recommendations,
+            price_updates,
+            runtime,
+            settings.state,
+            settings.pricing,
+            settings.scorer.max_batch,
+            settings.scorer.max_wait_s,
+            settings.scorer.price_memory,
+        )
 
     @app.task
     async def catalog_follower() -> None:

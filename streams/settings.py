@@ -75,6 +75,9 @@ class ScorerSettings(BaseModel):
 
     model_config = _FROZEN
 
+    enabled: bool = Field(
+        True, description="Run the scorer agent; off = ingest only (benchmarks, backfills)."
+    )
     max_batch: int = Field(64, ge=1, le=4096, description="Most users per forward pass.")
     max_wait_s: float = Field(
         0.05, gt=0, le=10.0, description="Longest wait to fill a batch before scoring it."
