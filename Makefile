@@ -2,6 +2,10 @@
 # up everything on a fresh machine: the venv, the Python packages, the Kafka
 # jars and the local broker.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The local broker's loopback port; the worker, CLI and tests follow it.
+PORT ?= 19092
+export RECPRICE_BROKER_PORT := $(PORT)
+export RECPRICE__KAFKA__BOOTSTRAP := 127.0.0.1:$(PORT)
 VENV := .venv
 STAMP := $(VENV)/.installed
 

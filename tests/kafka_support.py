@@ -16,7 +16,8 @@ from streams.replay import LogRecord
 from streams.settings import Settings, TopicNames
 from streams.topics import create_topics
 
-BOOTSTRAP = os.environ.get("RECPRICE_TEST_BOOTSTRAP", "127.0.0.1:19092")
+# The same variable deploy/broker.sh reads, so `make test PORT=...` moves both.
+BOOTSTRAP = f"127.0.0.1:{os.environ.get('RECPRICE_BROKER_PORT', '19092')}"
 
 
 def records(objs: list[object], key_field: str = "user_id") -> list[LogRecord]:
