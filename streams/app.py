@@ -6,9 +6,10 @@ import logging
 
 import faust
 
-from streams import ingest, scoring
+from streams import experiment, ingest, scoring
 from streams.catalog import follow_items
 from streams.dlq import dlq_record
+from streams.experiment import SharesHolder, follow_shares
 from streams.runtime import Runtime
 from streams.settings import Settings
 
@@ -36,8 +37,8 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         autodiscover=False,
     )
 
-    def topic(name: str, **extra: object) -> faust.TopicT:
-        return app.topic(settings.topics.name(name), partitions=kafka.partitions, **RAW, **extra)
+    def topic(name: str, partitions: int = kafka.partitions) -> faust.TopicT:
+        return app.topic(settings.topics.name(name), partitions=partitions, **RAW)
 
     events = topic("events")
     scoring_topic = topic("scoring")
@@ -64,19 +65,41 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     ingest.register(
         app, events, scoring_topic, user_state, runtime.catalog, settings.state, dead_letter
     )
+    experiment_events = topic("experiment_events", partitions=1)
+    experiment_shares = topic("experiment_shares", partitions=1)
+    shares = SharesHolder(settings.pricing.initial_shares())
     if settings.scorer.enabled:
+        out = scoring.ScorerTopics(
+            recommendations, price_updates, topic("audit"), experiment_events
+        )
         scoring.register(
             app,
             scoring_topic,
-            recommendations,
-            price_updates,
+            out,
             runtime,
+            shares,
             settings.state,
             settings.pricing,
-            settings.scorer.max_batch,
-            settings.scorer.max_wait_s,
-            settings.scorer.price_memory,
+            settings.scorer,
         )
+        offer_sources = app.topic(
+            settings.topics.name("price_updates"), settings.topics.name("events"), **RAW
+        )
+        experiment.register(
+            app,
+            offer_sources,
+            settings.topics.name("price_updates"),
+            topic("outcomes"),
+            experiment_events,
+            experiment_shares,
+            settings.pricing,
+            settings.experiment.bandit_interval_s,
+            kafka.partitions,
+        )
+
+        @app.task
+        async def shares_follower() -> None:
+            await follow_shares(shares, kafka.bootstrap, settings.topics.name("experiment_shares"))
 
     @app.task
     async def catalog_follower() -> None:

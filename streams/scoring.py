@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +24,9 @@ from pricing.config import PricingConfig
 from pricing.experiments import assign_arm
 from pricing.policy import Decision, PricedItem, decide, interest_from_scores
 from streams.batching import ScoringRequest, latest_per_user
+from streams.experiment import SharesHolder
 from streams.runtime import Runtime
+from streams.settings import ScorerSettings
 
 
 class PriceMemory:
@@ -103,20 +105,50 @@ def recommendation_record(
     }
 
 
+def audit_record(
+    user_id: str,
+    decision: Decision,
+    score: float,
+    request: ScoringRequest,
+    model_version: str,
+    config: PricingConfig,
+    category: str | None,
+    now_ms: int,
+) -> dict[str, Any]:
+    """Everything that went into one offer, so it can be re-derived and audited alone."""
+    return {
+        **decision.to_record(user_id, now_ms),
+        "score": score,
+        "guardrails": config.guardrails_for(category).model_dump(),
+        "experiment_id": config.experiment_id,
+        "model_version": model_version,
+        "state_version": request.state.version,
+        "trigger_event_id": request.trigger_event_id,
+    }
+
+
+@dataclass(frozen=True)
+class ScorerTopics:
+    """Where the scorer writes."""
+
+    recommendations: faust.TopicT
+    price_updates: faust.TopicT
+    audit: faust.TopicT
+    experiment_events: faust.TopicT
+
+
 def register(
     app: faust.App,
     scoring: faust.TopicT,
-    recommendations: faust.TopicT,
-    price_updates: faust.TopicT,
+    out: ScorerTopics,
     runtime: Runtime,
+    shares: SharesHolder,
     state_config: StateConfig,
     pricing: PricingConfig,
-    max_batch: int,
-    max_wait_s: float,
-    price_memory: int,
+    settings: ScorerSettings,
 ) -> faust.types.AgentT:
     """Attach the scorer agent to ``app``."""
-    memory = PriceMemory(price_memory)
+    memory = PriceMemory(settings.price_memory)
     catalog = runtime.catalog
 
     def score_batch(requests: list[ScoringRequest]) -> list[list[tuple[str, float]]]:
@@ -129,23 +161,39 @@ def register(
     async def score(stream: faust.StreamT) -> None:
         await catalog.index_ready.wait()
         loop = asyncio.get_running_loop()
-        async for batch in stream.take(max_batch, within=max_wait_s):
+        version = runtime.scorer.model_version
+        async for batch in stream.take(settings.max_batch, within=settings.max_wait_s):
             requests = latest_per_user(ScoringRequest.from_bytes(raw) for raw in batch)
             ranked = await loop.run_in_executor(runtime.executor, score_batch, requests)
             now_ms = int(time.time() * 1000)
-            shares = pricing.initial_shares()
+            offers: Counter[str] = Counter()
             for request, user_ranked in zip(requests, ranked, strict=True):
                 key = request.user_id.encode()
-                record = recommendation_record(
-                    request, user_ranked, runtime.scorer.model_version, now_ms
+                record = recommendation_record(request, user_ranked, version, now_ms)
+                await out.recommendations.send(key=key, value=orjson.dumps(record))
+                arm, decisions = price_items(
+                    request.user_id, user_ranked, catalog.items, memory, shares.shares, pricing
                 )
-                await recommendations.send(key=key, value=orjson.dumps(record))
-                _, decisions = price_items(
-                    request.user_id, user_ranked, catalog.items, memory, shares, pricing
-                )
+                offers[arm] += len(decisions)
+                scores = dict(user_ranked)
                 for decision in decisions:
                     memory.put(request.user_id, decision.item_id, decision.price)
                     update = decision.to_record(request.user_id, now_ms)
-                    await price_updates.send(key=key, value=orjson.dumps(update))
+                    await out.price_updates.send(key=key, value=orjson.dumps(update))
+                    category = catalog.items[decision.item_id].category
+                    audit = audit_record(
+                        request.user_id,
+                        decision,
+                        scores[decision.item_id],
+                        request,
+                        version,
+                        pricing,
+                        category,
+                        now_ms,
+                    )
+                    await out.audit.send(key=key, value=orjson.dumps(audit))
+            for arm, count in offers.items():
+                delta = orjson.dumps({"arm": arm, "offers": count})
+                await out.experiment_events.send(key=arm.encode(), value=delta)
 
     return app.agent(scoring, name="scorer")(score)

@@ -51,6 +51,14 @@ class TopicNames(BaseModel):
     price_updates: str = Field("price-updates", description="Bounded personalized prices.")
     dlq: str = Field("events.dlq", description="Invalid input with reason and origin.")
     scoring: str = Field("scoring-requests", description="Internal: users whose state changed.")
+    audit: str = Field("price-audit", description="Every offer with all its inputs.")
+    outcomes: str = Field("price-outcomes", description="Purchases attributed to offers.")
+    experiment_events: str = Field(
+        "experiment-events", description="Internal, 1 partition: per-arm counter increments."
+    )
+    experiment_shares: str = Field(
+        "experiment-shares", description="Bandit traffic shares and arm stats (compacted)."
+    )
 
     def name(self, topic: str) -> str:
         """Return the full name of one of the fields above."""
@@ -90,6 +98,16 @@ class ScorerSettings(BaseModel):
     )
 
 
+class ExperimentSettings(BaseModel):
+    """The live bandit that moves traffic between pricing arms."""
+
+    model_config = _FROZEN
+
+    bandit_interval_s: float = Field(
+        5.0, gt=0, le=3600.0, description="Least time between two share updates."
+    )
+
+
 class Settings(BaseSettings):
     """Everything a recprice process needs; frozen, validated at load time."""
 
@@ -104,6 +122,9 @@ class Settings(BaseSettings):
     state: StateConfig = Field(default_factory=StateConfig, description="User state.")
     encoder: EncoderConfig = Field(default_factory=EncoderConfig, description="Model.")
     pricing: PricingConfig = Field(default_factory=PricingConfig, description="Pricing.")
+    experiment: ExperimentSettings = Field(
+        default_factory=ExperimentSettings, description="Bandit."
+    )
 
     @property
     def app_id(self) -> str:

@@ -14,17 +14,33 @@ from streams.settings import Settings
 # Compacted: items are a table keyed by item_id; the newest version wins.
 COMPACTED = {"cleanup.policy": "compact"}
 KEEP_FOREVER = {"retention.ms": "-1"}
+COMPACTED_TOPICS = frozenset({"items", "experiment_shares"})
+SINGLE_PARTITION = frozenset({"experiment_events", "experiment_shares"})
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
     """Name -> create options of every topic the app reads or writes."""
     kafka = settings.kafka
     specs: dict[str, dict[str, object]] = {}
-    for field in ("events", "items", "recommendations", "price_updates", "dlq", "scoring"):
+    fields = (
+        "events",
+        "items",
+        "recommendations",
+        "price_updates",
+        "dlq",
+        "scoring",
+        "audit",
+        "outcomes",
+        "experiment_events",
+        "experiment_shares",
+    )
+    for field in fields:
+        # One partition: a single worker must own every arm's counters.
+        single = field in SINGLE_PARTITION
         specs[settings.topics.name(field)] = {
-            "num_partitions": kafka.partitions,
+            "num_partitions": 1 if single else kafka.partitions,
             "replication_factor": kafka.replication,
-            "configs": dict(COMPACTED if field == "items" else KEEP_FOREVER),
+            "configs": dict(COMPACTED if field in COMPACTED_TOPICS else KEEP_FOREVER),
         }
     return specs
 

@@ -71,6 +71,7 @@ class Pipeline:
             "RECPRICE__TOPICS__PREFIX": self.prefix,
             "RECPRICE__WORKER__DATA_DIR": str(self.root / data_dir),
             "RECPRICE__SCORER__MAX_WAIT_S": "0.02",
+            "RECPRICE__EXPERIMENT__BANDIT_INTERVAL_S": "0.5",
         }
         if self.model_dir is not None:  # None: the real pre-trained MiniLM
             env["RECPRICE__ENCODER__MODEL_DIR"] = str(self.model_dir)

@@ -126,3 +126,64 @@ def test_sigkill_and_restart_recovers_state_from_the_changelog(pipeline: Pipelin
     assert set(latest) == set(expected)
     for user, state in expected.items():
         assert latest[user] == state_to_bytes(state), user
+
+
+def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipeline: Pipeline):
+    import time
+
+    items = catalogue()
+    pipeline.send("items", items, key_field="item_id")
+    pipeline.start_worker()
+    now = int(time.time() * 1000)
+    users = [f"buyer{n}" for n in range(6)]
+    pipeline.send(
+        "events",
+        [{"event_id": f"c-{u}", "type": "click", "user_id": u, "item_id": "it3", "ts": now} for u in users],
+    )
+    names = [pipeline.topic(t) for t in ("price_updates", "audit")]
+    collector = TopicCollector(pipeline.bootstrap, names)
+    assert collector.until(
+        lambda: {r["user_id"] for r in collector.records[names[0]]} >= set(users), 120
+    ), pipeline.log()
+    offered = {r["user_id"]: r for r in collector.records[names[0]]}
+    audits = collector.records[names[1]]
+    collector.close()
+    assert len(audits) == len(collector.records[names[0]])
+    assert all("score" in a and a["guardrails"]["max_step"] == 0.1 for a in audits)
+
+    purchases = [
+        {
+            "event_id": f"p-{u}",
+            "type": "purchase",
+            "user_id": u,
+            "item_id": offered[u]["item_id"],
+            "ts": int(time.time() * 1000),
+            "price": offered[u]["price"],
+        }
+        for u in users
+    ]
+    pipeline.send("events", purchases)
+    names = [pipeline.topic(t) for t in ("outcomes", "experiment_shares")]
+    collector = TopicCollector(pipeline.bootstrap, names)
+
+    def attributed() -> bool:
+        shares = collector.records[names[1]]
+        conversions = sum(
+            s["conversions"] for s in (shares[-1]["stats"].values() if shares else [])
+        )
+        return len(collector.records[names[0]]) >= len(users) and conversions >= len(users)
+
+    assert collector.until(attributed, 90), pipeline.log()
+    collector.close()
+    outcomes = {o["user_id"]: o for o in collector.records[names[0]]}
+    for u in users:
+        latest_offer = [
+            r for r in offered.values() if r["user_id"] == u and r["item_id"] == offered[u]["item_id"]
+        ][-1]
+        assert outcomes[u]["arm"] == latest_offer["arm"]
+        assert outcomes[u]["item_id"] == offered[u]["item_id"]
+        assert outcomes[u]["revenue"] > 0
+    snapshot = collector.records[names[1]][-1]
+    assert abs(sum(snapshot["shares"].values()) - 1.0) < 1e-6
+    assert snapshot["shares"]["control"] == pytest.approx(0.2)
+    assert sum(s["offers"] for s in snapshot["stats"].values()) >= 10 * len(users)
