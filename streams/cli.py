@@ -86,7 +86,9 @@ def produce(
     record: Annotated[
         str | None, typer.Argument(help="One JSON event; '-' or nothing reads stdin.")
     ] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="A JSONL file of events.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="A JSONL file of events.")
+    ] = None,
     topic: Annotated[str, typer.Option(help="Which topic field: events or items.")] = "events",
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
@@ -147,7 +149,9 @@ def replay(
     speed: Annotated[
         float | None, typer.Option(help="x real time (e.g. 60); default as fast as possible.")
     ] = None,
-    from_ts: Annotated[int | None, typer.Option("--from", help="First event time (epoch ms).")] = None,
+    from_ts: Annotated[
+        int | None, typer.Option("--from", help="First event time (epoch ms).")
+    ] = None,
     until_ts: Annotated[
         int | None, typer.Option("--until", help="Stop before this event time (epoch ms).")
     ] = None,
@@ -209,7 +213,8 @@ def replay(
 @app.command()
 def tail(
     topic: Annotated[
-        str, typer.Argument(help="recommendations, price_updates, dlq, events, items or a full name.")
+        str,
+        typer.Argument(help="recommendations, price_updates, dlq, events, items or a full name."),
     ],
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record.")] = False,
     max_records: Annotated[int | None, typer.Option("--max", help="Stop after N records.")] = None,

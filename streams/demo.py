@@ -29,7 +29,9 @@ BAD_LINES = (
 )
 
 
-def expected_states(events: list[Event], items: dict[str, Item], settings: Settings) -> dict[str, UserState]:
+def expected_states(
+    events: list[Event], items: dict[str, Item], settings: Settings
+) -> dict[str, UserState]:
     """Each user's final state, computed offline with the stream's own functions."""
     states: dict[str, UserState] = defaultdict(UserState)
     for event in events:
@@ -53,7 +55,9 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
         start_local_broker(base.kafka.bootstrap)
         started_broker = True
     prefix = f"demo-{int(time.time())}-"
-    settings = Settings(**{**base.model_dump(), "topics": {**base.topics.model_dump(), "prefix": prefix}})
+    settings = Settings(
+        **{**base.model_dump(), "topics": {**base.topics.model_dump(), "prefix": prefix}}
+    )
     work = Path(tempfile.mkdtemp(prefix="recprice-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -62,7 +66,9 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
         lines = data.events_path.read_bytes().splitlines()[:n_events]
         slice_path = work / "slice.jsonl"
         slice_path.write_bytes(b"\n".join([*lines, *BAD_LINES]) + b"\n")
-        items = {i["item_id"]: i for i in map(orjson.loads, data.items_path.read_bytes().splitlines())}
+        items = {
+            i["item_id"]: i for i in map(orjson.loads, data.items_path.read_bytes().splitlines())
+        }
         from encoders.records import item_from_dict
 
         catalog = {k: item_from_dict(v) for k, v in items.items()}
@@ -80,7 +86,9 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
         create_topics(settings)
         prod = producer(settings.kafka.bootstrap)
         summary = SendSummary()
-        send_records(prod, settings.topics.name("items"), read_log(data.items_path, "item_id"), summary)
+        send_records(
+            prod, settings.topics.name("items"), read_log(data.items_path, "item_id"), summary
+        )
         env = {
             "RECPRICE__KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
             "RECPRICE__TOPICS__PREFIX": prefix,
@@ -147,6 +155,8 @@ def _print_table(
             item_id = str(entry["item_id"])
             update = prices.get((user, item_id), {})
             arm = str(update.get("arm", arm))
-            rows.append(f"{title(item_id)}: {update.get('price', '?')} / {update.get('base_price', '?')}")
+            rows.append(
+                f"{title(item_id)}: {update.get('price', '?')} / {update.get('base_price', '?')}"
+            )
         table.add_row(user, summary[:160], "\n".join(rows), arm)
     console.print(table)

@@ -45,7 +45,9 @@ def read_log(path: Path, key_field: str = "user_id") -> Iterator[LogRecord]:
             yield LogRecord(line_no, raw, key, ts)
 
 
-def in_range(records: Iterable[LogRecord], start: int | None, until: int | None) -> Iterator[LogRecord]:
+def in_range(
+    records: Iterable[LogRecord], start: int | None, until: int | None
+) -> Iterator[LogRecord]:
     """Keep records with ``start <= ts < until``; untimed records pass when no range is set."""
     for record in records:
         if record.ts is None:
