@@ -194,17 +194,17 @@ def render_summary(
 def state_to_obj(state: UserState) -> dict[str, Any]:
     """JSON object of a state; short keys keep users small, floats round-trip exactly."""
     return {
-            "v": state.version,
-            "r": [[e.type, e.item_id, e.ts, e.rating] for e in state.recent],
-            "s": state.seen,
-            "p": state.purchased,
-            "c": state.categories,
-            "pw": state.price_weight,
-            "pm": state.price_mean,
-            "ps": state.price_sq,
-            "t": state.last_ts,
-            "e": state.last_event_id,
-        }
+        "v": state.version,
+        "r": [[e.type, e.item_id, e.ts, e.rating] for e in state.recent],
+        "s": state.seen,
+        "p": state.purchased,
+        "c": state.categories,
+        "pw": state.price_weight,
+        "pm": state.price_mean,
+        "ps": state.price_sq,
+        "t": state.last_ts,
+        "e": state.last_event_id,
+    }
 
 
 def state_to_bytes(state: UserState) -> bytes:

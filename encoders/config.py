@@ -22,9 +22,7 @@ class EncoderConfig(BaseModel):
         "auto", description="Where the towers run; auto picks CUDA when present."
     )
     cpu_threads: int = Field(0, ge=0, le=256, description="torch CPU threads; 0 = torch default.")
-    user_max_length: int = Field(
-        128, ge=8, le=512, description="Token budget of a user summary."
-    )
+    user_max_length: int = Field(128, ge=8, le=512, description="Token budget of a user summary.")
     item_max_length: int = Field(64, ge=8, le=512, description="Token budget of an item text.")
     item_batch_size: int = Field(
         128, ge=1, le=4096, description="Items per forward pass when building the index."

@@ -19,7 +19,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 MODEL_FILE = "recprice.json"
 HEAD_FILE = "head.safetensors"
@@ -47,7 +53,7 @@ class TowerOutput:
 class TextTower(nn.Module):
     """A BERT-family encoder with attention-masked mean pooling."""
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: PreTrainedModel) -> None:
         super().__init__()
         self.encoder = encoder
 
@@ -173,7 +179,7 @@ class Recommender(nn.Module):
         return self.spec.model_version
 
 
-def _load_encoder(path: Path) -> nn.Module:
+def _load_encoder(path: Path) -> PreTrainedModel:
     # attn_implementation="sdpa": fused attention kernels on CPU and GPU alike.
     return AutoModel.from_pretrained(str(path), attn_implementation="sdpa")
 
@@ -194,9 +200,7 @@ def load_model_dir(path: Path) -> Recommender:
         raise FileNotFoundError(f"{path} is not a recprice model directory (no {MODEL_FILE})")
     spec = ModelSpec(**json.loads(meta_file.read_text()))
     user_tower = TextTower(_load_encoder(path / "user_tower"))
-    item_tower = (
-        user_tower if spec.shared_towers else TextTower(_load_encoder(path / "item_tower"))
-    )
+    item_tower = user_tower if spec.shared_towers else TextTower(_load_encoder(path / "item_tower"))
     head_state = load_file(str(path / HEAD_FILE)) if (path / HEAD_FILE).is_file() else {}
     n_items = int(head_state["item_bias"].shape[0]) if "item_bias" in head_state else 0
     id_dim = int(head_state["item_embedding"].shape[1]) if "item_embedding" in head_state else 0
@@ -220,7 +224,7 @@ def load_model_dir(path: Path) -> Recommender:
 def save_model_dir(model: Recommender, path: Path) -> None:
     """Write safetensors weights, configs and tokenizer; readable by :func:`load_model_dir`."""
     path.mkdir(parents=True, exist_ok=True)
-    towers = [("user_tower", model.user_tower)]
+    towers: list[tuple[str, TextTower]] = [("user_tower", model.user_tower)]
     if not model.spec.shared_towers:
         towers.append(("item_tower", model.item_tower))
     for name, tower in towers:

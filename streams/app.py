@@ -15,7 +15,17 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
+    """A topic of undecoded bytes: records are validated by our own code, not Faust's."""
+    return app.topic(
+        *names,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
 
 
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
@@ -38,7 +48,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     )
 
     def topic(name: str, partitions: int = kafka.partitions) -> faust.TopicT:
-        return app.topic(settings.topics.name(name), partitions=partitions, **RAW)
+        return raw_topic(app, settings.topics.name(name), partitions=partitions)
 
     events = topic("events")
     scoring_topic = topic("scoring")
@@ -82,8 +92,8 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             settings.pricing,
             settings.scorer,
         )
-        offer_sources = app.topic(
-            settings.topics.name("price_updates"), settings.topics.name("events"), **RAW
+        offer_sources = raw_topic(
+            app, settings.topics.name("price_updates"), settings.topics.name("events")
         )
         experiment.register(
             app,

@@ -37,7 +37,7 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_settings(bootstrap: str | None = None, prefix: str | None = None, **more: Any) -> Settings:
-    """Settings from the environment, with command-line flags on top."""
+    """Load settings from the environment, with command-line flags on top."""
     overrides: dict[str, Any] = dict(more)
     if bootstrap:
         overrides["kafka"] = {"bootstrap": bootstrap}
@@ -108,7 +108,7 @@ def produce(
             raise typer.BadParameter(f"{file} is not a file")
         records = list(read_log(file, key_field))
     else:
-        text = sys.stdin.read() if record in (None, "-") else record
+        text = sys.stdin.read() if record is None or record == "-" else record
         lines = [line for line in text.splitlines() if line.strip()]
         if not lines:
             raise typer.BadParameter("no record given")

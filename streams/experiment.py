@@ -58,7 +58,7 @@ def remember_offer(offers: dict[str, list[Any]], update: Mapping[str, Any]) -> d
 
 
 def outcome_record(offer: Offer, base_price: float, purchase_ts: int) -> dict[str, Any]:
-    """The ``price-outcomes`` record of an attributed purchase (same shape as the back-test's)."""
+    """Build the ``price-outcomes`` record of an attributed purchase (as the back-test writes)."""
     return {
         "user_id": offer.user_id,
         "item_id": offer.item_id,
@@ -135,7 +135,7 @@ def register(
                 else None
             )
             credited = attribute(offer, purchase.ts, window_s)
-            if credited is None:
+            if credited is None or shown is None:
                 continue
             record = outcome_record(credited, shown[4], purchase.ts)
             await outcomes.send(key=purchase.user_id.encode(), value=orjson.dumps(record))

@@ -115,16 +115,14 @@ class Settings(BaseSettings):
         env_prefix="RECPRICE__", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Broker.")
-    topics: TopicNames = Field(default_factory=TopicNames, description="Topic names.")
-    worker: WorkerSettings = Field(default_factory=WorkerSettings, description="Worker.")
-    scorer: ScorerSettings = Field(default_factory=ScorerSettings, description="Scorer.")
-    state: StateConfig = Field(default_factory=StateConfig, description="User state.")
-    encoder: EncoderConfig = Field(default_factory=EncoderConfig, description="Model.")
-    pricing: PricingConfig = Field(default_factory=PricingConfig, description="Pricing.")
-    experiment: ExperimentSettings = Field(
-        default_factory=ExperimentSettings, description="Bandit."
-    )
+    kafka: KafkaSettings = Field(KafkaSettings(), description="Broker.")
+    topics: TopicNames = Field(TopicNames(), description="Topic names.")
+    worker: WorkerSettings = Field(WorkerSettings(), description="Worker.")
+    scorer: ScorerSettings = Field(ScorerSettings(), description="Scorer.")
+    state: StateConfig = Field(StateConfig(), description="User state.")
+    encoder: EncoderConfig = Field(EncoderConfig(), description="Model.")
+    pricing: PricingConfig = Field(PricingConfig(), description="Pricing.")
+    experiment: ExperimentSettings = Field(ExperimentSettings(), description="Bandit.")
 
     @property
     def app_id(self) -> str:

@@ -26,7 +26,14 @@ def records(objs: list[object], key_field: str = "user_id") -> list[LogRecord]:
         raw = obj if isinstance(obj, bytes) else orjson.dumps(obj)
         key = obj.get(key_field) if isinstance(obj, dict) else None
         ts = obj.get("ts") if isinstance(obj, dict) else None
-        out.append(LogRecord(n, raw, key.encode() if isinstance(key, str) else None, ts if isinstance(ts, int) else None))
+        out.append(
+            LogRecord(
+                n,
+                raw,
+                key.encode() if isinstance(key, str) else None,
+                ts if isinstance(ts, int) else None,
+            )
+        )
     return out
 
 
@@ -83,5 +90,3 @@ class Pipeline:
     def log(self) -> str:
         path = self.root / "worker.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
-
-

@@ -45,17 +45,49 @@ def events(users: int = 12, per_user: int = 8, seed: int = 3) -> list[dict[str, 
 
 BAD: list[tuple[bytes | None, bytes, str]] = [
     (b"userX", b'{"event_id": "b1", "type": ', "invalid JSON"),
-    (b"userX", b'{"event_id":"b2","type":"view","item_id":"it1","ts":5}', "missing field 'user_id'"),
-    (b"userX", b'{"event_id":"b3","type":"view","user_id":"userX","item_id":"it1","ts":"noon"}', "'ts' must be an integer"),
-    (b"userX", b'{"event_id":"b4","type":"teleport","user_id":"userX","item_id":"it1","ts":5}', "unknown event type"),
-    (b"userX", b'{"event_id":"b5","type":"purchase","user_id":"userX","item_id":"it1","ts":5,"price":-2}', "negative price"),
-    (b"userX", b'{"event_id":"b6","type":"view","user_id":"userX","item_id":"' + b"x" * 70_000 + b'","ts":5}', "exceeds"),
-    (b"userX", b'{"event_id":"b7","type":"view","user_id":"\xc3\x28","item_id":"it1","ts":5}', "not UTF-8"),
-    (b"someone-else", b'{"event_id":"b8","type":"view","user_id":"userX","item_id":"it1","ts":5}', "does not match user_id"),
+    (
+        b"userX",
+        b'{"event_id":"b2","type":"view","item_id":"it1","ts":5}',
+        "missing field 'user_id'",
+    ),
+    (
+        b"userX",
+        b'{"event_id":"b3","type":"view","user_id":"userX","item_id":"it1","ts":"noon"}',
+        "'ts' must be an integer",
+    ),
+    (
+        b"userX",
+        b'{"event_id":"b4","type":"teleport","user_id":"userX","item_id":"it1","ts":5}',
+        "unknown event type",
+    ),
+    (
+        b"userX",
+        b'{"event_id":"b5","type":"purchase","user_id":"userX","item_id":"it1","ts":5,"price":-2}',
+        "negative price",
+    ),
+    (
+        b"userX",
+        b'{"event_id":"b6","type":"view","user_id":"userX","item_id":"'
+        + b"x" * 70_000
+        + b'","ts":5}',
+        "exceeds",
+    ),
+    (
+        b"userX",
+        b'{"event_id":"b7","type":"view","user_id":"\xc3\x28","item_id":"it1","ts":5}',
+        "not UTF-8",
+    ),
+    (
+        b"someone-else",
+        b'{"event_id":"b8","type":"view","user_id":"userX","item_id":"it1","ts":5}',
+        "does not match user_id",
+    ),
 ]
 
 
-def expected_states(evs: list[dict[str, object]], items: list[dict[str, object]]) -> dict[str, UserState]:
+def expected_states(
+    evs: list[dict[str, object]], items: list[dict[str, object]]
+) -> dict[str, UserState]:
     catalog: dict[str, Item] = {str(i["item_id"]): item_from_dict(i) for i in items}
     states: dict[str, UserState] = {}
     for raw in evs:

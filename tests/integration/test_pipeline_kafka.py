@@ -8,8 +8,8 @@ import pytest
 from encoders.behaviour import state_to_bytes
 from streams.collect import TopicCollector, latest_recommendations
 from streams.dlq import raw_bytes
-from tests.kafka_support import Pipeline
 from tests.integration.data import BAD, catalogue, events, expected_states
+from tests.kafka_support import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -43,7 +43,7 @@ def test_mixed_stream_dead_letters_exactly_the_bad_records(pipeline: Pipeline):
 
     assert sorted(raw_bytes(r) for r in dlq) == sorted(v for _, v, _ in BAD)
     by_raw = {raw_bytes(r): r for r in dlq}
-    for key, value, reason in BAD:
+    for _, value, reason in BAD:
         assert reason in by_raw[value]["error"]
         assert by_raw[value]["topic"] == pipeline.topic("events")
         assert isinstance(by_raw[value]["offset"], int)
@@ -84,7 +84,10 @@ def test_replaying_a_log_twice_gives_the_same_recommendations(
             recs, _, dlq = wait_for_users(pipe, expected)
             assert dlq == []
             finals.append(
-                {u: [e["item_id"] for e in r["items"]] for u, r in latest_recommendations(recs).items()}
+                {
+                    u: [e["item_id"] for e in r["items"]]
+                    for u, r in latest_recommendations(recs).items()
+                }
             )
     finally:
         for proc in second.workers:
@@ -115,7 +118,9 @@ def test_sigkill_and_restart_recovers_state_from_the_changelog(pipeline: Pipelin
     wait_for_users(pipeline, expected)
 
     changelog = f"{pipeline.settings.app_id}-user_state-changelog"
-    consumer = KafkaConsumer(bootstrap_servers=pipeline.bootstrap, group_id=None, consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=pipeline.bootstrap, group_id=None, consumer_timeout_ms=3000
+    )
     tps = [TopicPartition(changelog, p) for p in consumer.partitions_for_topic(changelog)]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
@@ -138,7 +143,10 @@ def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipe
     users = [f"buyer{n}" for n in range(6)]
     pipeline.send(
         "events",
-        [{"event_id": f"c-{u}", "type": "click", "user_id": u, "item_id": "it3", "ts": now} for u in users],
+        [
+            {"event_id": f"c-{u}", "type": "click", "user_id": u, "item_id": "it3", "ts": now}
+            for u in users
+        ],
     )
     names = [pipeline.topic(t) for t in ("price_updates", "audit")]
     collector = TopicCollector(pipeline.bootstrap, names)
@@ -178,7 +186,9 @@ def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipe
     outcomes = {o["user_id"]: o for o in collector.records[names[0]]}
     for u in users:
         latest_offer = [
-            r for r in offered.values() if r["user_id"] == u and r["item_id"] == offered[u]["item_id"]
+            r
+            for r in offered.values()
+            if r["user_id"] == u and r["item_id"] == offered[u]["item_id"]
         ][-1]
         assert outcomes[u]["arm"] == latest_offer["arm"]
         assert outcomes[u]["item_id"] == offered[u]["item_id"]

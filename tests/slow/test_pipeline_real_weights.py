@@ -8,15 +8,15 @@ import orjson
 import pytest
 import torch
 
+from encoders.behaviour import StateConfig, render_summary
 from encoders.config import EncoderConfig
 from encoders.model import load_pretrained
 from encoders.movielens import convert
 from encoders.records import item_from_dict
 from encoders.scorer import BatchScorer
-from encoders.behaviour import StateConfig, render_summary
 from streams.collect import TopicCollector, latest_recommendations
-from tests.kafka_support import Pipeline
 from tests.integration.data import expected_states
+from tests.kafka_support import Pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka, pytest.mark.timeout(600)]
 
@@ -37,7 +37,9 @@ def test_stream_with_pretrained_minilm_matches_offline_scorer(bootstrap: str, tm
 
         def done() -> bool:
             latest = latest_recommendations(collector.records[name])
-            return all(u in latest and latest[u]["state_version"] >= s.version for u, s in expected.items())
+            return all(
+                u in latest and latest[u]["state_version"] >= s.version for u, s in expected.items()
+            )
 
         assert collector.until(done, 400), pipe.log()
         collector.close()

@@ -6,7 +6,9 @@ from streams.batching import ScoringRequest, latest_per_user
 def request(user: str, version: int) -> ScoringRequest:
     state = UserState()
     for n in range(version):
-        state = apply_event(state, Event(f"{user}-{n}", "click", user, "i", n), None, None, StateConfig())
+        state = apply_event(
+            state, Event(f"{user}-{n}", "click", user, "i", n), None, None, StateConfig()
+        )
     return ScoringRequest(user, state, f"{user}-{version - 1}", version, 5)
 
 

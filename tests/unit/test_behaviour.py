@@ -30,7 +30,9 @@ def run(events: list[Event], config: StateConfig = CONFIG) -> UserState:
 def test_summary_names_what_the_user_did_most_recent_first():
     state = run([ev(1, "view", "i1"), ev(2, "purchase", "i2"), ev(3, "click", "i3")])
     text = render_summary(state, TITLES.get, CONFIG)
-    assert text.startswith("Recently purchased: Heat (1995); clicked: Fargo (1996); viewed: Toy Story")
+    assert text.startswith(
+        "Recently purchased: Heat (1995); clicked: Fargo (1996); viewed: Toy Story"
+    )
     assert "favourite categories: Action, Crime, Animation" in text
     assert "usual price range" in text
 
@@ -43,7 +45,14 @@ def test_new_user_and_unknown_items_are_described():
 
 def test_duplicate_event_ids_do_not_change_state():
     once = run([ev(1, "purchase", "i1"), ev(2, "click", "i2")])
-    twice = run([ev(1, "purchase", "i1"), ev(1, "purchase", "i1"), ev(2, "click", "i2"), ev(1, "purchase", "i1")])
+    twice = run(
+        [
+            ev(1, "purchase", "i1"),
+            ev(1, "purchase", "i1"),
+            ev(2, "click", "i2"),
+            ev(1, "purchase", "i1"),
+        ]
+    )
     assert state_to_bytes(once) == state_to_bytes(twice)
     assert twice.version == 2
 

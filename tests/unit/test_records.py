@@ -59,7 +59,9 @@ def test_every_bad_input_class_has_a_clear_reason(payload: bytes, reason: str):
 
 def test_non_finite_numbers_are_rejected():
     with pytest.raises(InvalidRecord, match="infinity"):
-        parse_event(b'{"event_id":"e","type":"view","user_id":"u","item_id":"i","ts":1,"price":1e999}')
+        parse_event(
+            b'{"event_id":"e","type":"view","user_id":"u","item_id":"i","ts":1,"price":1e999}'
+        )
 
 
 def test_item_validation_and_text():

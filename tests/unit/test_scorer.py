@@ -13,7 +13,10 @@ from pricing.config import PricingConfig
 from pricing.policy import PricedItem
 from streams.scoring import PriceMemory, price_items
 
-ITEMS = [(f"i{n}", f"movie number {n} about {w}") for n, w in enumerate(["cats", "dogs", "space", "war", "love"])]
+ITEMS = [
+    (f"i{n}", f"movie number {n} about {w}")
+    for n, w in enumerate(["cats", "dogs", "space", "war", "love"])
+]
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +73,7 @@ CATALOG = {
 
 @settings(max_examples=300, deadline=None)
 @given(
-    scores=st.lists(
-        st.floats(allow_nan=True, allow_infinity=True), min_size=3, max_size=3
-    ),
+    scores=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=3, max_size=3),
     previous=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
     user=st.text(min_size=1, max_size=8),
 )
