@@ -305,3 +305,13 @@ def demo(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+def _register_commands() -> None:
+    # Command groups that live with their own flows; imported lazily inside.
+    from streams import commands_pricing
+
+    commands_pricing.register(app)
+
+
+_register_commands()

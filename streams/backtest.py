@@ -1,0 +1,412 @@
+"""Offline back-test: replay an event log through the production pricing path.
+
+Events are replayed in time order (ties in log order) through the very
+functions the stream runs: `apply_event` -> `render_summary` ->
+`BatchScorer.recommend` in micro-batches (deduplicated by `latest_per_user`)
+-> `streams.scoring.price_items` with a `PriceMemory`. The demand simulator
+(`pricing.simulator`) then decides whether the user buys each offer; a
+purchase is credited through `pricing.experiments.attribute` to the latest
+offer of its (user, item), per-arm `ArmStats` accumulate, and every
+``share_update_every`` offers `thompson_shares` recomputes the traffic shares
+(control fixed, a minimum per arm) that `price_items` assigns users with.
+
+What differs from the stream, and why:
+
+* Micro-batches close on size only (``max_batch`` scoring requests), not on a
+  wall-clock wait, since log time has no wall clock. As in the stream, a user
+  with several requests in one batch is scored once, on the newest state.
+  MovieLens users rate in bursts, so its 100k events give about 4.9k scorings.
+  ``score_every`` > 1 scores a user only after every K-th event of theirs, to
+  make slow models (MiniLM on a CPU) affordable on long logs.
+* Time is the log's: an offer carries the ``ts`` of the event that triggered
+  it, and a simulated buyer decides on sight, so the purchase ``ts`` equals the
+  offer's. A user buys an item at most once; later offers of a bought item are
+  still made and counted (the log, not the simulation, drives user state).
+
+Every offer is audited against its guardrails as it is made (see
+`bound_violations`); the run's count of violations must be 0.
+
+Outputs (``out`` folder): ``price_updates.jsonl`` (DESIGN §4 records from
+`Decision.to_record`), ``recommendations.jsonl``, ``outcomes.jsonl``
+(attributed purchases), ``shares.jsonl`` (traffic shares after each bandit
+update, the initial shares first) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO
+
+import orjson
+from tqdm import tqdm
+
+from encoders.behaviour import StateConfig, UserState, apply_event, render_summary
+from encoders.records import Event, InvalidRecord, Item, parse_event, parse_item
+from encoders.scorer import BatchScorer
+from pricing.config import CONTROL_ARM, Guardrails, PricingConfig
+from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
+from pricing.policy import Decision
+from pricing.simulator import DemandConfig, TrueInterest, buys
+from streams.batching import ScoringRequest, latest_per_user
+from streams.scoring import PriceMemory, price_items, recommendation_record
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """How the replay is run (the model, state, pricing and demand configs come separately)."""
+
+    score_every: int = 1
+    """Score a user after every K-th event of theirs (1 = after each, like the stream)."""
+    max_batch: int = 64
+    """Scoring requests per micro-batch, as the stream's ``scorer.max_batch``."""
+    max_offers: int | None = None
+    """Stop at the first micro-batch boundary at or after this many offers."""
+    share_update_every: int = 2000
+    """Offers between two bandit updates of the traffic shares."""
+    bandit_draws: int = 2000
+    """Posterior draws per bandit update."""
+    price_memory: int = 1_000_000
+    """Capacity of the last-shown-price memory (the stream's ``scorer.price_memory``)."""
+    progress: bool = False
+    """Show a tqdm progress bar over events (on a terminal only)."""
+
+    def __post_init__(self) -> None:
+        """Reject settings that would stall or never update the replay."""
+        if self.score_every < 1 or self.max_batch < 1 or self.share_update_every < 1:
+            raise ValueError("score_every, max_batch and share_update_every must be >= 1")
+        if self.max_offers is not None and self.max_offers < 1:
+            raise ValueError("max_offers must be >= 1")
+
+
+@dataclass
+class BacktestResult:
+    """Counts of one back-test run, as written to ``summary.json``."""
+
+    events: int = 0
+    duplicate_events: int = 0
+    scorings: int = 0
+    batches: int = 0
+    offers: int = 0
+    purchases: int = 0
+    revenue: float = 0.0
+    out_of_bounds: int = 0
+    violations: dict[str, int] = field(default_factory=dict)
+    arms: dict[str, dict[str, float]] = field(default_factory=dict)
+    shares: dict[str, float] = field(default_factory=dict)
+    share_updates: int = 0
+    seconds: float = 0.0
+
+
+def bound_violations(
+    decision: Decision, item: Item, guard: Guardrails, previous: float | None
+) -> list[str]:
+    """Return the guardrails ``decision.price`` breaks (empty when it is in bounds).
+
+    Checked independently of the policy's own arithmetic: a finite positive
+    price inside the decision's own ``[floor, ceiling]``, the item's floor and
+    ceiling, ``base * (1 ± max_deviation)``, and at most ``max_step`` from the
+    previous price shown. The step rule is only enforced when the previous
+    price lies inside the hard band: otherwise the policy documents that the
+    step yields to the band.
+    """
+    price = decision.price
+    if not (math.isfinite(price) and price > 0):
+        return ["not_finite"]
+    broken = []
+    if not decision.floor <= price <= decision.ceiling:
+        broken.append("decision_band")
+    if item.floor is not None and price < item.floor:
+        broken.append("item_floor")
+    if item.ceiling is not None and price > item.ceiling:
+        broken.append("item_ceiling")
+    band_low = item.base_price * (1 - guard.max_deviation)
+    band_high = item.base_price * (1 + guard.max_deviation)
+    if not band_low <= price <= band_high:
+        broken.append("deviation")
+    hard_low = max(band_low, item.floor if item.floor is not None else band_low)
+    hard_high = min(band_high, item.ceiling if item.ceiling is not None else band_high)
+    if (
+        previous is not None
+        and hard_low <= previous <= hard_high
+        and not previous * (1 - guard.max_step) <= price <= previous * (1 + guard.max_step)
+    ):
+        broken.append("step")
+    return broken
+
+
+def read_jsonl_events(path: Path) -> tuple[list[Event], int]:
+    """Return the valid events of a JSONL log in time order (ties in file order) and the rejects."""
+    events, rejected = [], 0
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                events.append(parse_event(line))
+            except InvalidRecord:
+                rejected += 1
+    events.sort(key=lambda e: e.ts)  # stable: equal timestamps keep file order
+    return events, rejected
+
+
+def read_jsonl_items(path: Path) -> tuple[list[Item], int]:
+    """Return the valid items of a JSONL catalogue (a later row of an id wins), and the rejects."""
+    items: dict[str, Item] = {}
+    rejected = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                item = parse_item(line)
+            except InvalidRecord:
+                rejected += 1
+                continue
+            items[item.item_id] = item
+    return list(items.values()), rejected
+
+
+class _Writer:
+    """The run's JSONL outputs, one buffered handle each."""
+
+    NAMES = ("price_updates", "recommendations", "outcomes", "shares")
+
+    def __init__(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self._files: dict[str, IO[bytes]] = {
+            name: (out / f"{name}.jsonl").open("wb") for name in self.NAMES
+        }
+
+    def write(self, name: str, record: object) -> None:
+        self._files[name].write(orjson.dumps(record) + b"\n")
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+
+
+class _Replay:
+    """Mutable state of one back-test: user states, prices shown, stats, shares."""
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        scorer: BatchScorer,
+        state_config: StateConfig,
+        pricing: PricingConfig,
+        demand: DemandConfig,
+        truth: Callable[[str, str], float],
+        config: BacktestConfig,
+        writer: _Writer,
+    ) -> None:
+        self.items = {item.item_id: item for item in items}
+        self.scorer = scorer
+        self.index = scorer.build_index([(i.item_id, i.text()) for i in self.items.values()])
+        self.state_config = state_config
+        self.pricing = pricing
+        self.demand = demand
+        self.truth = truth
+        self.config = config
+        self.writer = writer
+        self.memory = PriceMemory(config.price_memory)
+        self.latest: dict[tuple[str, str], Offer] = {}
+        self.bought: set[tuple[str, str]] = set()
+        self.arm_names = [CONTROL_ARM] + [arm.name for arm in pricing.arms]
+        self.stats = {name: ArmStats() for name in self.arm_names}
+        self.shares = pricing.initial_shares()
+        self.since_update = 0
+        self.violations: Counter[str] = Counter()
+        self.result = BacktestResult()
+        self._log_shares(ts=None)
+
+    def title_of(self, item_id: str) -> str | None:
+        """Return an item's title, or None when unknown (as the stream's catalogue)."""
+        item = self.items.get(item_id)
+        return item.title if item else None
+
+    def score(self, pending: list[ScoringRequest]) -> None:
+        """Score one micro-batch, price its users and let the simulated buyers react."""
+        requests = latest_per_user(pending)
+        summaries = [render_summary(r.state, self.title_of, self.state_config) for r in requests]
+        exclude = [r.state.interacted() for r in requests]
+        ranked = self.scorer.recommend(summaries, exclude, self.index)
+        self.result.batches += 1
+        self.result.scorings += len(requests)
+        for request, user_ranked in zip(requests, ranked, strict=True):
+            self.writer.write(
+                "recommendations",
+                recommendation_record(
+                    request, user_ranked, self.scorer.model_version, request.event_ts
+                ),
+            )
+            _, decisions = price_items(
+                request.user_id, user_ranked, self.items, self.memory, self.shares, self.pricing
+            )
+            for decision in decisions:
+                self.offer(request.user_id, decision, request.event_ts)
+            if self.since_update >= self.config.share_update_every:
+                self.update_shares(request.event_ts)
+
+    def offer(self, user_id: str, decision: Decision, ts: int) -> None:
+        """Show one price: audit it, remember it, count it and ask the buyer."""
+        item = self.items[decision.item_id]
+        previous = self.memory.get(user_id, decision.item_id)
+        broken = bound_violations(
+            decision, item, self.pricing.guardrails_for(item.category), previous
+        )
+        self.violations.update(broken)
+        self.result.out_of_bounds += bool(broken)
+        self.memory.put(user_id, decision.item_id, decision.price)
+        self.writer.write("price_updates", decision.to_record(user_id, ts))
+        key = (user_id, decision.item_id)
+        self.latest[key] = Offer(
+            user_id, decision.item_id, decision.arm, decision.price, ts, decision.policy_version
+        )
+        self.stats[decision.arm].offers += 1
+        self.result.offers += 1
+        self.since_update += 1
+        if key in self.bought:
+            return
+        interest = self.truth(user_id, decision.item_id)
+        if not buys(
+            user_id, decision.item_id, decision.price, item.base_price, interest, self.demand
+        ):
+            return
+        credited = attribute(self.latest.get(key), ts, self.pricing.attribution_window_s)
+        if credited is None:
+            return
+        self.bought.add(key)
+        stats = self.stats[credited.arm]
+        stats.conversions += 1
+        stats.revenue += credited.price
+        self.result.purchases += 1
+        self.result.revenue += credited.price
+        self.writer.write(
+            "outcomes",
+            {
+                "user_id": user_id,
+                "item_id": decision.item_id,
+                "arm": credited.arm,
+                "price": credited.price,
+                "base_price": item.base_price,
+                "offer_ts": credited.ts,
+                "ts": ts,
+                "revenue": credited.price,
+                "policy_version": credited.policy_version,
+            },
+        )
+
+    def update_shares(self, ts: int) -> None:
+        """Let the bandit move traffic between the non-control arms."""
+        self.result.share_updates += 1
+        self.shares = thompson_shares(
+            self.stats,
+            [arm.name for arm in self.pricing.arms],
+            self.pricing.control_share,
+            self.pricing.min_arm_share,
+            draws=self.config.bandit_draws,
+            seed=self.demand.seed * 1_000_003 + self.result.share_updates,
+        )
+        self.since_update = 0
+        self._log_shares(ts)
+
+    def _log_shares(self, ts: int | None) -> None:
+        self.writer.write(
+            "shares",
+            {
+                "update": self.result.share_updates,
+                "offers": self.result.offers,
+                "ts": ts,
+                "shares": self.shares,
+                "stats": {name: s.to_dict() for name, s in self.stats.items()},
+            },
+        )
+
+
+def _events_with_progress(events: Sequence[Event], show: bool) -> Iterator[Event]:
+    if not show:
+        yield from events
+        return
+    with tqdm(total=len(events), unit="ev", desc="backtest", disable=None) as bar:
+        for event in events:
+            yield event
+            bar.update(1)
+
+
+def run_backtest(
+    events: Sequence[Event],
+    items: Sequence[Item],
+    scorer: BatchScorer,
+    out: Path,
+    *,
+    state_config: StateConfig,
+    pricing: PricingConfig,
+    demand: DemandConfig,
+    config: BacktestConfig,
+    truth: Callable[[str, str], float] | None = None,
+) -> BacktestResult:
+    """Replay ``events`` (already in time order) and write the outputs under ``out``.
+
+    ``truth(user_id, item_id)`` is the held-out interest the simulated buyers
+    act on; by default it is `TrueInterest` over the same ``events``.
+    """
+    started = time.perf_counter()
+    truth = truth or TrueInterest(events, demand.unseen_interest)
+    writer = _Writer(out)
+    try:
+        replay = _Replay(items, scorer, state_config, pricing, demand, truth, config, writer)
+        states: dict[str, UserState] = {}
+        since: Counter[str] = Counter()
+        pending: list[ScoringRequest] = []
+        for event in _events_with_progress(events, config.progress):
+            item = replay.items.get(event.item_id)
+            before = states.get(event.user_id, UserState())
+            state = apply_event(
+                before,
+                event,
+                item.category if item else None,
+                item.base_price if item else None,
+                state_config,
+            )
+            replay.result.events += 1
+            if state is before:
+                replay.result.duplicate_events += 1
+                continue
+            states[event.user_id] = state
+            since[event.user_id] += 1
+            if since[event.user_id] < config.score_every:
+                continue
+            since[event.user_id] = 0
+            pending.append(ScoringRequest(event.user_id, state, event.event_id, event.ts, event.ts))
+            if len(pending) >= config.max_batch:
+                replay.score(pending)
+                pending = []
+                if config.max_offers is not None and replay.result.offers >= config.max_offers:
+                    break
+        if pending:
+            replay.score(pending)
+    finally:
+        writer.close()
+    result = replay.result
+    result.violations = dict(replay.violations)
+    result.arms = {name: stats.to_dict() for name, stats in replay.stats.items()}
+    result.shares = replay.shares
+    result.seconds = time.perf_counter() - started
+    (out / "summary.json").write_bytes(
+        orjson.dumps(
+            {
+                "result": asdict(result),
+                "backtest": asdict(config),
+                "demand": demand.model_dump(),
+                "pricing": pricing.model_dump(),
+                "model_version": scorer.model_version,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    )
+    return result
