@@ -84,6 +84,8 @@ class BatchScorer:
                 yield
 
     def _encode(self, texts: Sequence[str], max_length: int, *, user: bool) -> torch.Tensor:
+        # One batch padded to its longest: sorting into length buckets measured
+        # slower on CPU (summary lengths vary little; smaller matmuls cost more).
         batch = self.tokenizer(
             list(texts),
             padding=True,
@@ -91,8 +93,12 @@ class BatchScorer:
             max_length=max_length,
             return_tensors="pt",
         )
-        ids = batch["input_ids"].to(self.device, non_blocking=True)
-        mask = batch["attention_mask"].to(self.device, non_blocking=True)
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        if self.device.type == "cuda":
+            # Pinned host memory makes the non-blocking copies truly asynchronous.
+            ids, mask = ids.pin_memory(), mask.pin_memory()
+        ids = ids.to(self.device, non_blocking=True)
+        mask = mask.to(self.device, non_blocking=True)
         tower = self.model.user_tower if user else self.model.item_tower
         with self._mode():
             return tower(ids, mask).embedding.float()
@@ -163,10 +169,17 @@ class BatchScorer:
         with torch.inference_mode():
             logits = self.model.head(users, index.embeddings, self.head_rows(index)).float()
             rows = index.rows
+            users_masked: list[int] = []
+            items_masked: list[int] = []
             for u, items in enumerate(exclude):
-                masked = [rows[i] for i in items if i in rows]
-                if masked:
-                    logits[u, masked] = float("-inf")
+                for item in items:
+                    row = rows.get(item)
+                    if row is not None:
+                        users_masked.append(u)
+                        items_masked.append(row)
+            if users_masked:
+                # One indexed write for the whole batch instead of one per user.
+                logits[users_masked, items_masked] = float("-inf")
             take = min(k, len(index))
             scores, positions = torch.topk(logits, take, dim=1)
         out: list[list[tuple[str, float]]] = []

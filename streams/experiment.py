@@ -8,8 +8,8 @@
   single-partition ``experiment-events`` topic, so one worker owns every arm's
   counters (``arm_stats`` table) and sees the whole experiment.
 * That worker re-runs Thompson sampling every ``bandit_interval_s`` and
-  publishes shares and stats to the compacted ``experiment-shares`` topic,
-  which every scorer follows.
+  publishes shares and stats to ``experiment-shares`` (kept whole, so the
+  share history stays visible), which every scorer follows.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class TopicNames(BaseModel):
         "experiment-events", description="Internal, 1 partition: per-arm counter increments."
     )
     experiment_shares: str = Field(
-        "experiment-shares", description="Bandit traffic shares and arm stats (compacted)."
+        "experiment-shares", description="Bandit traffic shares and arm stats, full history."
     )
 
     def name(self, topic: str) -> str:

@@ -14,7 +14,8 @@ from streams.settings import Settings
 # Compacted: items are a table keyed by item_id; the newest version wins.
 COMPACTED = {"cleanup.policy": "compact"}
 KEEP_FOREVER = {"retention.ms": "-1"}
-COMPACTED_TOPICS = frozenset({"items", "experiment_shares"})
+# Share snapshots are kept, not compacted: their history is the bandit's audit trail.
+COMPACTED_TOPICS = frozenset({"items"})
 SINGLE_PARTITION = frozenset({"experiment_events", "experiment_shares"})
 
 
