@@ -11,10 +11,10 @@ from streams.dlq import raw_bytes
 from tests.integration.data import BAD, catalogue, events, expected_states
 from tests.kafka_support import Pipeline
 
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 
-def wait_for_users(pipe: Pipeline, expected: dict, extra_dlq: int = 0, timeout_s: float = 120):
+def wait_for_users(pipe: Pipeline, expected: dict, extra_dlq: int = 0, timeout_s: float = 240):
     names = [pipe.topic(t) for t in ("recommendations", "price_updates", "dlq")]
     collector = TopicCollector(pipe.bootstrap, names)
 
