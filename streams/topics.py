@@ -17,6 +17,9 @@ KEEP_FOREVER = {"retention.ms": "-1"}
 # Share snapshots are kept, not compacted: their history is the bandit's audit trail.
 COMPACTED_TOPICS = frozenset({"items"})
 SINGLE_PARTITION = frozenset({"experiment_events", "experiment_shares"})
+# Tables by name -> whether they live on one partition (changelogs are compacted,
+# never time-retained: recovery from a retention-trimmed changelog goes wrong).
+TABLES = {"user_state": False, "last_offers": False, "arm_stats": True}
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
@@ -43,7 +46,21 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
             "replication_factor": kafka.replication,
             "configs": dict(COMPACTED if field in COMPACTED_TOPICS else KEEP_FOREVER),
         }
+    for table, single in TABLES.items():
+        # Faust would create these itself, but a just-created topic can be
+        # missing from its metadata for a moment, which crashes the agent
+        # that first writes the table (PartitionsMismatch with 0 partitions).
+        specs[changelog_topic(settings, table)] = {
+            "num_partitions": 1 if single else kafka.partitions,
+            "replication_factor": kafka.replication,
+            "configs": dict(COMPACTED),
+        }
     return specs
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """Faust's name for a table's changelog topic."""
+    return f"{settings.app_id}-{table}-changelog"
 
 
 def create_topics(settings: Settings) -> list[str]:

@@ -8,6 +8,7 @@ import pytest
 from encoders.behaviour import state_to_bytes
 from streams.collect import TopicCollector, latest_recommendations
 from streams.dlq import raw_bytes
+from streams.topics import changelog_topic
 from tests.integration.data import BAD, catalogue, events, expected_states
 from tests.kafka_support import Pipeline
 
@@ -117,7 +118,7 @@ def test_sigkill_and_restart_recovers_state_from_the_changelog(pipeline: Pipelin
     expected = expected_states(log, items)
     wait_for_users(pipeline, expected)
 
-    changelog = f"{pipeline.settings.app_id}-user_state-changelog"
+    changelog = changelog_topic(pipeline.settings, "user_state")
     consumer = KafkaConsumer(
         bootstrap_servers=pipeline.bootstrap, group_id=None, consumer_timeout_ms=3000
     )
