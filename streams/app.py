@@ -42,6 +42,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         broker_session_timeout=kafka.session_timeout_s,
         broker_heartbeat_interval=kafka.heartbeat_s,
         broker_commit_interval=kafka.commit_interval_s,
+        producer_linger=kafka.producer_linger_s,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         autodiscover=False,

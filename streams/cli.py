@@ -309,9 +309,10 @@ def main() -> None:
 
 def _register_commands() -> None:
     # Command groups that live with their own flows; imported lazily inside.
-    from streams import commands_pricing
+    from streams import commands_bench, commands_pricing
 
     commands_pricing.register(app)
+    commands_bench.register(app)
 
 
 _register_commands()

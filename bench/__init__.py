@@ -1,0 +1,1 @@
+"""Benchmarks of recprice (``recprice bench``): ratios measured in one run, never asserted."""

@@ -1,0 +1,218 @@
+"""End to end through Kafka: events -> ingest -> scorer -> recommendations and prices.
+
+One worker with the real model. Every event belongs to a new user, so each
+event yields exactly one scored user and events/s compares directly with the
+scorer's users/s. Saturation: a backlog of events is produced at once and
+the rate is taken between the first and the last scored batch. Latency: events
+are then paced at half that rate, stamped with their send time, and measured
+to the broker timestamp of their recommendation. The scorer-only reference is
+the same users' states through :mod:`bench.scorer` at the worker's batch size,
+measured in this process after the worker has stopped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import orjson
+from kafka import KafkaProducer
+
+from bench.common import percentile, ratio
+from bench.kafka import Deployment
+from bench.scorer import ScoringPath, SizeResult, paired
+from bench.workload import Workload
+from encoders.behaviour import StateConfig, UserState, apply_event
+from encoders.records import Event, Item
+from encoders.scorer import BatchScorer, ItemIndex
+
+
+@dataclass(frozen=True)
+class E2EResult:
+    """Saturation throughput, latency at half load and the scorer-only reference."""
+
+    events: int
+    events_per_s: float
+    half_load_events_per_s: float
+    latencies_ms: list[float]
+    scorer_latency_ms: list[float]
+    """The worker's own ``latency_ms`` (ingest took the event -> scored)."""
+    half_load_mean_batch: float
+    send_ms: float
+    """Mean time the scorer spent sending one saturated batch's outputs."""
+    reference: SizeResult
+    max_batch: int
+    max_wait_s: float
+
+    def latency(self, q: float) -> float:
+        """Percentile ``q`` of event-to-recommendation latency at half load, ms."""
+        return percentile(self.latencies_ms, q)
+
+    @property
+    def vs_scorer(self) -> float:
+        """End-to-end events/s over scorer-only users/s on the same users."""
+        return ratio(self.events_per_s, self.reference.scorer_users_per_s)
+
+    @property
+    def p99_target_ms(self) -> float:
+        """max_wait + 2x one batch's forward (the issue's latency bound)."""
+        return self.max_wait_s * 1000.0 + 2.0 * self.reference.forward_ms
+
+
+def synthetic_events(
+    base: Sequence[Event], items: dict[str, Item], n: int, tag: str
+) -> list[Event]:
+    """``n`` events, each of a new user, copying MovieLens events on catalogue items."""
+    usable = [e for e in base if e.item_id in items]
+    return [
+        replace(usable[k % len(usable)], event_id=f"{tag}-{k}", user_id=f"{tag}{k}")
+        for k in range(n)
+    ]
+
+
+def batch_rate(stamps: Sequence[int]) -> float:
+    """Users/s from the ``ts`` of each recommendation (one ``ts`` per scored batch).
+
+    The first batch's users are not counted: their work started before the
+    first timestamp.
+    """
+    per_batch = sorted(Counter(stamps).items())
+    if len(per_batch) < 2:
+        return float("nan")
+    users = sum(count for _, count in per_batch[1:])
+    return ratio(users, (per_batch[-1][0] - per_batch[0][0]) / 1000.0)
+
+
+def send_span_ms(stamped: Sequence[tuple[int, dict[str, object]]]) -> float:
+    """Mean time from a batch's scores to its last recommendation reaching the producer.
+
+    Every recommendation of a batch carries the batch's ``ts`` (taken right
+    after the forward pass); its broker timestamp is when it was sent.
+    """
+    last: dict[int, int] = {}
+    for stamp, record in stamped:
+        batch = int(record["ts"])  # type: ignore[call-overload]
+        last[batch] = max(last.get(batch, stamp), stamp)
+    return ratio(sum(stamp - batch for batch, stamp in last.items()), len(last))
+
+
+def _states(
+    events: Sequence[Event], items: dict[str, Item], config: StateConfig
+) -> list[tuple[str, UserState]]:
+    out = []
+    for e in events:
+        item = items.get(e.item_id)
+        state = apply_event(
+            UserState(),
+            e,
+            item.category if item else None,
+            item.base_price if item else None,
+            config,
+        )
+        out.append((e.user_id, state))
+    return out
+
+
+def run_e2e(
+    bootstrap: str,
+    scorer: BatchScorer,
+    index: ItemIndex,
+    workload: Workload,
+    catalogue: dict[str, Item],
+    saturation_events: int,
+    half_load_s: float,
+    reference_budget_s: float,
+    log: Callable[[str], None] = print,
+) -> E2EResult:
+    """Run the saturation and half-load phases on one worker, then the scorer-only reference."""
+    with tempfile.TemporaryDirectory(prefix="recprice-bench-e2e-") as tmp:
+        dep = Deployment(bootstrap, Path(tmp))
+        settings = dep.settings
+        max_batch, max_wait = settings.scorer.max_batch, settings.scorer.max_wait_s
+        sat = synthetic_events(workload.events, catalogue, saturation_events, "s")
+        try:
+            dep.create()
+            dep.send_items(catalogue.values())
+            dep.start_worker({})
+            warm = synthetic_events(workload.events, catalogue, 1, "warm")[0]
+            dep.send("events", [(warm.user_id.encode(), orjson.dumps(warm.to_dict()), None)])
+            started = time.monotonic()
+            if dep.wait_count("recommendations", 1, 600) < 1:
+                raise RuntimeError(f"worker never recommended:\n{dep.log_tail()}")
+            log(f"  worker ready in {time.monotonic() - started:.0f} s; {len(sat)} events at once")
+            now = int(time.time() * 1000)
+            dep.send(
+                "events",
+                [
+                    (e.user_id.encode(), orjson.dumps(replace(e, ts=now).to_dict()), now)
+                    for e in sat
+                ],
+            )
+            dep.wait_count("recommendations", 1 + len(sat), 600)
+            stamped = [
+                (stamp, r)
+                for stamp, r in dep.read("recommendations")
+                if str(r["user_id"]).startswith("s")
+            ]
+            rate = batch_rate([int(r["ts"]) for _, r in stamped])  # type: ignore[call-overload]
+            send_ms = send_span_ms(stamped)
+            log(
+                f"  saturation: {len(stamped)} users scored, {rate:.1f} events/s, "
+                f"mean batch {ratio(len(stamped), len({r['ts'] for _, r in stamped})):.1f}, "
+                f"sending a batch's outputs took {send_ms:.0f} ms"
+            )
+
+            half = rate / 2.0
+            count = max(int(half * half_load_s), 10)
+            paced = synthetic_events(workload.events, catalogue, count, "h")
+            sent_ms: dict[str, int] = {}
+            prod = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+            t0 = time.monotonic()
+            for k, event in enumerate(paced):
+                delay = t0 + k / half - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                ts = int(time.time() * 1000)
+                sent_ms[event.event_id] = ts
+                prod.send(
+                    dep.topic("events"),
+                    key=event.user_id.encode(),
+                    value=orjson.dumps(replace(event, ts=ts).to_dict()),
+                    timestamp_ms=ts,
+                )
+            prod.flush()
+            prod.close()
+            offered = ratio(count, time.monotonic() - t0)
+            dep.wait_count("recommendations", 1 + len(sat) + count, 600)
+            late = [
+                (stamp, r)
+                for stamp, r in dep.read("recommendations")
+                if str(r["user_id"]).startswith("h")
+            ]
+            latencies = [float(stamp - sent_ms[str(r["trigger_event_id"])]) for stamp, r in late]
+            own = [float(r["latency_ms"]) for _, r in late]  # type: ignore[arg-type]
+            batches = Counter(int(r["ts"]) for _, r in late)  # type: ignore[call-overload]
+            mean_batch = ratio(len(late), len(batches))
+            log(
+                f"  half load: {offered:.1f} events/s offered, {len(late)} recommendations, "
+                f"mean batch {mean_batch:.1f}, p99 {percentile(latencies, 99):.0f} ms"
+            )
+        finally:
+            dep.close()
+    # The same users' states, scored in this process with the worker gone.
+    ref_workload = Workload(
+        catalogue, _states(sat, catalogue, workload.config), [], workload.config
+    )
+    path = ScoringPath(scorer, index, ref_workload, catalogue)
+    reference = paired(path, ref_workload.states, max_batch, reference_budget_s)
+    log(
+        f"  scorer-only on the same users at batch {max_batch}: "
+        f"{reference.scorer_users_per_s:.1f} users/s, forward {reference.forward_ms:.0f} ms"
+    )
+    return E2EResult(
+        len(sat), rate, offered, latencies, own, mean_batch, send_ms, reference, max_batch, max_wait
+    )

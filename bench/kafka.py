@@ -1,0 +1,169 @@
+"""An isolated deployment on the broker for one benchmark: own prefix, group, data dir."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from encoders.records import Item
+from streams.local import spawn_worker, stop_worker
+from streams.settings import Settings, TopicNames
+from streams.topics import create_topics
+
+
+@dataclass
+class Deployment:
+    """Topics under a unique prefix and the worker processes started on them."""
+
+    bootstrap: str
+    root: Path
+    partitions: int = 4
+    prefix: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:10]}-")
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _offsets: KafkaConsumer | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        """Settings of this deployment (what its workers read from the environment)."""
+        return Settings(
+            kafka={"bootstrap": self.bootstrap, "partitions": self.partitions},
+            topics=TopicNames(prefix=self.prefix),
+        )
+
+    def topic(self, name: str) -> str:
+        """Full name of one of the app's topics."""
+        return self.settings.topics.name(name)
+
+    def create(self) -> None:
+        """Create every topic with the configured partitions."""
+        create_topics(self.settings)
+
+    def send(self, name: str, records: Iterable[tuple[bytes, bytes, int | None]]) -> int:
+        """Produce (key, value, ts) records as fast as the client goes; return how many."""
+        prod = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, batch_size=256 * 1024)
+        futures = [
+            prod.send(self.topic(name), key=k, value=v, timestamp_ms=ts) for k, v, ts in records
+        ]
+        prod.flush()
+        prod.close()
+        for future in futures:
+            future.get(timeout=30)
+        return len(futures)
+
+    def send_items(self, items: Iterable[Item]) -> int:
+        """Produce catalogue items keyed by item id."""
+        return self.send(
+            "items", ((i.item_id.encode(), orjson.dumps(i.to_dict()), None) for i in items)
+        )
+
+    def start_worker(self, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Spawn ``recprice worker`` on this deployment."""
+        env = {
+            "RECPRICE__KAFKA__BOOTSTRAP": self.bootstrap,
+            "RECPRICE__KAFKA__PARTITIONS": str(self.partitions),
+            "RECPRICE__TOPICS__PREFIX": self.prefix,
+            "RECPRICE__WORKER__DATA_DIR": str(self.root / "worker-data"),
+            **extra_env,
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        proc = spawn_worker(env, self.root / "worker.log")
+        self.workers.append(proc)
+        return proc
+
+    def log_tail(self) -> str:
+        """The end of the workers' log, for error messages."""
+        path = self.root / "worker.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def count(self, name: str) -> int:
+        """Records in a topic (sum of end offsets; our topics are never compacted or trimmed)."""
+        # One long-lived client: a new one per poll would cost the worker CPU it
+        # is being measured on.
+        if self._offsets is None:
+            self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        tps = [TopicPartition(self.topic(name), p) for p in range(self.partitions)]
+        return sum(self._offsets.end_offsets(tps).values())
+
+    def wait_count(self, name: str, target: int, timeout_s: float) -> int:
+        """Poll until ``name`` holds ``target`` records or the time is up; return the count."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got = self.count(name)
+            if got >= target or time.monotonic() > deadline:
+                return got
+            for proc in self.workers:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"worker exited ({proc.returncode}):\n{self.log_tail()}")
+            time.sleep(0.5)
+
+    def span_ms(self, name: str) -> tuple[int, int]:
+        """(earliest, latest) record timestamp of a topic, reading only each partition's ends."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+        )
+        try:
+            tps = [TopicPartition(self.topic(name), p) for p in range(self.partitions)]
+            begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+            stamps: list[int] = []
+            for tp in tps:
+                for offset in {begins[tp], ends[tp] - 1}:
+                    if offset < begins[tp]:
+                        continue
+                    consumer.assign([tp])
+                    consumer.seek(tp, offset)
+                    records: list[int] = []
+                    deadline = time.monotonic() + 10
+                    while not records and time.monotonic() < deadline:
+                        for messages in consumer.poll(timeout_ms=500, max_records=1).values():
+                            records += [m.timestamp for m in messages]
+                    stamps += records[:1]
+            if not stamps:
+                raise RuntimeError(f"topic {name} is empty")
+            return min(stamps), max(stamps)
+        finally:
+            consumer.close()
+
+    def read(self, name: str) -> list[tuple[int, dict[str, object]]]:
+        """Every record of a topic as (broker timestamp ms, JSON object)."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+        )
+        try:
+            tps = [TopicPartition(self.topic(name), p) for p in range(self.partitions)]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps)
+            out: list[tuple[int, dict[str, object]]] = []
+            deadline = time.monotonic() + 60
+            while any(consumer.position(tp) < ends[tp] for tp in tps):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"reading {name} timed out")
+                for messages in consumer.poll(timeout_ms=500).values():
+                    out += [(m.timestamp, orjson.loads(m.value)) for m in messages]
+            return out
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        """Stop the workers and delete every topic under the prefix (changelogs included)."""
+        for proc in self.workers:
+            stop_worker(proc)
+        self.workers = []
+        if self._offsets is not None:
+            self._offsets.close()
+            self._offsets = None
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="recprice-bench")
+        try:
+            ours = [t for t in admin.list_topics() if t.startswith(self.prefix)]
+            if ours:
+                admin.delete_topics(ours)
+        finally:
+            admin.close()

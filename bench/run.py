@@ -1,0 +1,278 @@
+"""``recprice bench``: every measurement in one run, a table, and the results file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.batching import compare
+from bench.common import describe_cpu, machine_name, markdown_table, ratio, write_results
+from bench.e2e import run_e2e
+from bench.ingest import run_ingest
+from bench.scorer import ScoringPath, run_sizes
+from bench.state import run_state
+from bench.workload import load_workload
+from encoders.scorer import BatchScorer
+from streams.runtime import load_model
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of each measurement a run does."""
+
+    name: str
+    states: int
+    catalogue: int | None
+    """Items in the index (first N of MovieLens by id); None = all 1,682."""
+    sizes: tuple[int, ...]
+    size_budget_s: float
+    batching_budget_s: float
+    ingest_events: int
+    e2e_events: int
+    half_load_s: float
+    reference_budget_s: float
+    state_users: int
+
+
+QUICK = Plan("quick", 512, 256, (1, 8, 32, 64), 5.0, 8.0, 20_000, 384, 20.0, 6.0, 200_000)
+FULL = Plan(
+    "full", 2048, None, (1, 8, 32, 64, 128, 256), 30.0, 30.0, 100_000, 1024, 60.0, 20.0, 1_000_000
+)
+GPU_SIZES = (1, 8, 32, 64, 128, 256, 512, 1024)
+
+
+def default_out() -> Path:
+    """``bench/results/<machine>.json`` beside this package."""
+    return Path(__file__).resolve().parent / "results" / f"{machine_name()}.json"
+
+
+def describe_device(scorer: BatchScorer) -> str:
+    """What ran the towers: GPU name, or CPU model with torch's thread count."""
+    if scorer.device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(scorer.device)} (bf16 autocast)"
+    return f"cpu: {describe_cpu()}, torch threads {torch.get_num_threads()} (float32)"
+
+
+def targets(results: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(target, bound, measured, met) for each target of issue 5 the results cover."""
+    gpu = str(results["device"]).startswith("cuda")
+    p99_bound = float(results["p99_target_ms"])
+    rows = [
+        ("scorer vs raw encoder (best batch)", ">= 0.8x", results["scorer_vs_encoder"], 0.8),
+        (
+            "micro-batched vs per-user",
+            f">= {20 if gpu else 5}x",
+            results["batched_vs_single"],
+            20.0 if gpu else 5.0,
+        ),
+        ("ingest events/s, one worker", ">= 10,000", results["ingest_events_per_s"], 10_000.0),
+        ("end to end vs scorer-only", ">= 0.7x", results["e2e_vs_scorer"], 0.7),
+    ]
+    if gpu:
+        rows.append(("scorer users/s on GPU", ">= 50,000", results["scorer_users_per_s"], 50_000.0))
+    out = [
+        (name, bound, f"{value:,.2f}", bool(value >= floor)) for name, bound, value, floor in rows
+    ]
+    p99 = float(results["p99_latency_ms"])
+    out.append(
+        ("p99 latency at half load, ms", f"<= {p99_bound:,.0f}", f"{p99:,.0f}", p99 <= p99_bound)
+    )
+    state = float(results["state_bytes_per_user"])
+    out.append(("state bytes per user (on disk)", "<= 2,048", f"{state:,.0f}", state <= 2048))
+    return out
+
+
+def run_bench(
+    plan: Plan, out: Path, bootstrap: str, command: str, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Run every measurement of ``plan``; write and return the results."""
+    settings = Settings()
+    started = dt.datetime.now(dt.UTC)
+    log(f"recprice bench ({plan.name}) on {machine_name()}, broker {bootstrap}")
+    workload = load_workload(plan.states)
+    scorer = BatchScorer(load_model(settings.encoder), settings.encoder)
+    device = describe_device(scorer)
+    log(f"device: {device}")
+    catalogue_ids = (
+        sorted(workload.items)[: plan.catalogue] if plan.catalogue else sorted(workload.items)
+    )
+    catalogue = {i: workload.items[i] for i in catalogue_ids}
+    index = scorer.build_index([(i.item_id, i.text()) for i in catalogue.values()])
+    path = ScoringPath(scorer, index, workload, catalogue)
+    sizes = GPU_SIZES if scorer.device.type == "cuda" else plan.sizes
+    sizes = tuple(s for s in sizes if s <= len(workload.states))
+
+    log("1-2. raw encoder and scorer path, paired batch by batch:")
+    per_size = run_sizes(path, workload.states, sizes, plan.size_budget_s, log)
+    best_enc = max(per_size, key=lambda r: r.encoder_seq_per_s)
+    best_sco = max(per_size, key=lambda r: r.scorer_users_per_s)
+
+    max_batch = settings.scorer.max_batch
+    log(f"3. micro-batching: batches of {max_batch} vs one user at a time:")
+    batching = compare(path, workload.states, max_batch, plan.batching_budget_s)
+    log(
+        f"  single {batching.single_users_per_s:.1f} users/s, batched "
+        f"{batching.batched_users_per_s:.1f} users/s ({batching.batched_vs_single:.2f}x)"
+    )
+
+    log(f"4. ingest through Kafka, scorer disabled, {plan.ingest_events:,} MovieLens events:")
+    ingest = run_ingest(
+        bootstrap, list(workload.items.values()), workload.events[: plan.ingest_events], log=log
+    )
+
+    log(f"5. end to end through Kafka ({len(catalogue)} items):")
+    e2e = run_e2e(
+        bootstrap,
+        scorer,
+        index,
+        workload,
+        catalogue,
+        plan.e2e_events,
+        plan.half_load_s,
+        plan.reference_budget_s,
+        log,
+    )
+
+    log(f"6. state size, {plan.state_users:,} synthetic users in RocksDB:")
+    state = run_state(list(workload.latest.values()), plan.state_users, log=log)
+
+    results: dict[str, Any] = {
+        "device": device,
+        "encoder_seq_per_s": best_enc.encoder_seq_per_s,
+        "encoder_best_batch": best_enc.batch,
+        "scorer_users_per_s": best_sco.scorer_users_per_s,
+        "scorer_best_batch": best_sco.batch,
+        "scorer_vs_encoder": ratio(best_sco.scorer_users_per_s, best_enc.encoder_seq_per_s),
+        "batched_vs_single": batching.batched_vs_single,
+        "ingest_events_per_s": ingest.events_per_s,
+        "e2e_events_per_s": e2e.events_per_s,
+        "e2e_vs_scorer": e2e.vs_scorer,
+        "p99_latency_ms": e2e.latency(99),
+        "p99_target_ms": e2e.p99_target_ms,
+        "state_bytes_per_user": state.sst_bytes_per_user,
+        "machine": machine_name(),
+        "plan": plan.name,
+        "command": command,
+        "date": started.isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "catalogue_items": len(catalogue),
+        "per_batch_size": [
+            {
+                "batch": r.batch,
+                "encoder_seq_per_s": r.encoder_seq_per_s,
+                "scorer_users_per_s": r.scorer_users_per_s,
+                "scorer_vs_encoder": r.scorer_vs_encoder,
+                "forward_ms": r.forward_ms,
+                "batches": r.batches,
+            }
+            for r in per_size
+        ],
+        "batching": {
+            "batch": batching.batch,
+            "single_users_per_s": batching.single_users_per_s,
+            "batched_users_per_s": batching.batched_users_per_s,
+        },
+        "ingest": {
+            "events": ingest.events,
+            "processed": ingest.processed,
+            "seconds": ingest.seconds,
+            "dlq": ingest.dlq,
+        },
+        "e2e": {
+            "saturation_events": e2e.events,
+            "half_load_events_per_s": e2e.half_load_events_per_s,
+            "half_load_mean_batch": e2e.half_load_mean_batch,
+            "saturated_batch_send_ms": e2e.send_ms,
+            "latency_ms": {f"p{q}": e2e.latency(q) for q in (50, 95, 99)},
+            "worker_latency_ms": {
+                f"p{q}": (percentile_or_nan(e2e.scorer_latency_ms, q)) for q in (50, 95, 99)
+            },
+            "reference_batch": e2e.max_batch,
+            "reference_scorer_users_per_s": e2e.reference.scorer_users_per_s,
+            "reference_forward_ms": e2e.reference.forward_ms,
+            "max_wait_ms": e2e.max_wait_s * 1000.0,
+        },
+        "state": {
+            "users": state.users,
+            "sst_bytes_per_user": state.sst_bytes_per_user,
+            "mean_value_bytes": state.mean_value_bytes,
+            "mean_key_bytes": state.key_bytes / state.users,
+        },
+    }
+    results["targets"] = [
+        {"target": n, "bound": b, "measured": m, "met": ok} for n, b, m, ok in targets(results)
+    ]
+    write_results(out, results)
+    log("")
+    log(report(results))
+    log(f"\nwrote {out}")
+    return results
+
+
+def percentile_or_nan(values: list[float], q: float) -> float:
+    """Percentile, or NaN for an empty sample."""
+    from bench.common import percentile
+
+    return percentile(values, q) if values else math.nan
+
+
+def report(results: Mapping[str, Any]) -> str:
+    """Markdown tables of one results object."""
+    sizes = markdown_table(
+        ["batch", "encoder seq/s", "scorer users/s", "scorer/encoder", "forward ms"],
+        [
+            [
+                r["batch"],
+                r["encoder_seq_per_s"],
+                r["scorer_users_per_s"],
+                r["scorer_vs_encoder"],
+                r["forward_ms"],
+            ]
+            for r in results["per_batch_size"]
+        ],
+    )
+    e2e, state = results["e2e"], results["state"]
+    summary = markdown_table(
+        ["measure", "value"],
+        [
+            ["device", results["device"]],
+            [
+                "encoder seq/s (best batch)",
+                f"{results['encoder_seq_per_s']:,.1f} @ {results['encoder_best_batch']}",
+            ],
+            [
+                "scorer users/s (best batch)",
+                f"{results['scorer_users_per_s']:,.1f} @ {results['scorer_best_batch']}",
+            ],
+            ["batched/single", f"{results['batched_vs_single']:.2f}x"],
+            ["ingest events/s", f"{results['ingest_events_per_s']:,.0f}"],
+            ["e2e events/s (saturation)", f"{results['e2e_events_per_s']:,.1f}"],
+            [
+                "scorer-only users/s, same users",
+                f"{e2e['reference_scorer_users_per_s']:,.1f} @ {e2e['reference_batch']}",
+            ],
+            [
+                "latency p50/p95/p99 ms (half load)",
+                "/".join(f"{e2e['latency_ms'][p]:,.0f}" for p in ("p50", "p95", "p99")),
+            ],
+            [
+                "state B/user on disk; mean value B",
+                f"{state['sst_bytes_per_user']:,.0f}; {state['mean_value_bytes']:,.0f}",
+            ],
+        ],
+    )
+    goals = markdown_table(
+        ["target", "bound", "measured", "met"],
+        [
+            [t["target"], t["bound"], t["measured"], "yes" if t["met"] else "NO"]
+            for t in results["targets"]
+        ],
+    )
+    return "\n\n".join([sizes, summary, goals])

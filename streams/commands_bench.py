@@ -1,0 +1,40 @@
+"""``recprice bench``: throughput and latency against the encoder's own limit (issue 5).
+
+The measurements live in ``bench/`` beside the packages (see bench/RESULTS.md);
+they need the local broker, which this command starts when nothing answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(
+    quick: Annotated[bool, typer.Option(help="Smaller samples: under 5 minutes.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Results JSON (default bench/results/<machine>.json).")
+    ] = None,
+    bootstrap: Annotated[
+        str | None, typer.Option("--bootstrap", help="Kafka host:port (default from settings).")
+    ] = None,
+) -> None:
+    """Benchmark encoder, scorer, micro-batching, ingest, end to end and state size."""
+    from bench.run import FULL, QUICK, default_out, run_bench
+    from streams.local import answers, start_local_broker
+    from streams.settings import Settings
+
+    server = bootstrap or Settings().kafka.bootstrap
+    if not answers(server):
+        start_local_broker(server)
+    command = "recprice bench" + (" --quick" if quick else "") + (f" --out {out}" if out else "")
+    run_bench(QUICK if quick else FULL, out or default_out(), server, command, typer.echo)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``bench`` command to the ``recprice`` app."""
+    app.command()(bench)

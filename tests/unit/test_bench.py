@@ -1,0 +1,115 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.common import (
+    REQUIRED_KEYS,
+    markdown_table,
+    percentile,
+    ratio,
+    validate_results,
+    write_results,
+)
+from bench.e2e import batch_rate
+from bench.run import targets
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=50),
+    q=st.floats(0, 100),
+)
+def test_percentile_matches_numpy(values: list[float], q: float):
+    assert math.isclose(
+        percentile(values, q), float(np.percentile(values, q)), rel_tol=1e-9, abs_tol=1e-6
+    )
+
+
+def test_percentile_edges():
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_ratio_of_nothing_is_nan():
+    assert ratio(3, 2) == 1.5
+    assert math.isnan(ratio(1, 0))
+
+
+def good_results() -> dict[str, object]:
+    out: dict[str, object] = {key: 1.5 for key in REQUIRED_KEYS}
+    out["device"] = "cpu: test"
+    return out
+
+
+def test_results_schema_accepts_complete_results(tmp_path):
+    results = good_results()
+    assert validate_results(results) == []
+    write_results(tmp_path / "r.json", results)
+    assert (tmp_path / "r.json").read_bytes().startswith(b"{")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("p99_latency_ms", None, "missing p99_latency_ms"),
+        ("e2e_vs_scorer", float("nan"), "e2e_vs_scorer must be finite"),
+        ("ingest_events_per_s", 0.0, "ingest_events_per_s must be finite and positive"),
+        ("batched_vs_single", True, "batched_vs_single must be a number"),
+        ("device", "", "device must be a non-empty string"),
+    ],
+)
+def test_results_schema_names_each_problem(tmp_path, key, value, problem):
+    results = good_results()
+    if value is None:
+        del results[key]
+    else:
+        results[key] = value
+    assert any(p.startswith(problem) for p in validate_results(results))
+    with pytest.raises(ValueError, match=key):
+        write_results(tmp_path / "r.json", results)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_batch_rate_skips_the_first_batch():
+    # Batches at t=0 (3 users), 1000 ms (2 users), 2000 ms (2 users): 4 users in 2 s.
+    assert batch_rate([0, 0, 0, 1000, 1000, 2000, 2000]) == 2.0
+    assert math.isnan(batch_rate([5, 5, 5]))
+
+
+def test_targets_say_which_are_met():
+    results = {
+        "device": "cpu: x",
+        "scorer_vs_encoder": 0.9,
+        "batched_vs_single": 4.0,
+        "ingest_events_per_s": 12_000.0,
+        "e2e_vs_scorer": 0.5,
+        "p99_latency_ms": 90.0,
+        "p99_target_ms": 100.0,
+        "state_bytes_per_user": 3000.0,
+        "scorer_users_per_s": 10.0,
+    }
+    met = {name: ok for name, _, _, ok in targets(results)}
+    assert met == {
+        "scorer vs raw encoder (best batch)": True,
+        "micro-batched vs per-user": False,
+        "ingest events/s, one worker": True,
+        "end to end vs scorer-only": False,
+        "p99 latency at half load, ms": True,
+        "state bytes per user (on disk)": False,
+    }
+    gpu = dict(results, device="cuda: H100", batched_vs_single=10.0, scorer_users_per_s=60_000.0)
+    met_gpu = {name: ok for name, _, _, ok in targets(gpu)}
+    assert met_gpu["micro-batched vs per-user"] is False
+    assert met_gpu["scorer users/s on GPU"] is True
+
+
+def test_markdown_table_formats_numbers():
+    table = markdown_table(["a", "b"], [[1234.5, 0.123456], [float("nan"), "x"]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1,234 | 0.123 |", "| n/a | x |"]
