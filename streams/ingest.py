@@ -57,8 +57,14 @@ def register(
             except InvalidRecord as exc:
                 await dead_letter(message.topic, message.partition, message.offset, raw, str(exc))
                 continue
-            state = state_from_bytes(user_state.get(parsed.user_id))
-            new = advance(state, parsed, catalog, config)
+            try:
+                state = state_from_bytes(user_state.get(parsed.user_id))
+                new = advance(state, parsed, catalog, config)
+            except Exception as exc:  # noqa: BLE001 - one bad record must not stop the worker
+                log.exception("could not apply event %s", parsed.event_id)
+                reason = f"internal error: {exc!r}"
+                await dead_letter(message.topic, message.partition, message.offset, raw, reason)
+                continue
             if new is state and state.last_event_id != parsed.event_id:
                 continue
             if new is not state:
