@@ -207,7 +207,10 @@ def load_model_dir(path: Path) -> Recommender:
     if "item_embedding" in head_state:
         n_items = int(head_state["item_embedding"].shape[0])
     items_file = path / ITEMS_FILE
-    item_ids = tuple(json.loads(items_file.read_text())["item_ids"]) if items_file.is_file() else ()
+    # items.json also names the precomputed index's rows; the head only
+    # needs them when it has item tables.
+    has_table = n_items and items_file.is_file()
+    item_ids = tuple(json.loads(items_file.read_text())["item_ids"]) if has_table else ()
     head = ScoringHead(
         spec.temperature,
         n_items,

@@ -309,8 +309,9 @@ def main() -> None:
 
 def _register_commands() -> None:
     # Command groups that live with their own flows; imported lazily inside.
-    from streams import commands_bench, commands_pricing
+    from streams import commands_bench, commands_model, commands_pricing
 
+    commands_model.register(app)
     commands_pricing.register(app)
     commands_bench.register(app)
 

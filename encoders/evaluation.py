@@ -1,0 +1,217 @@
+"""Offline evaluation (``recprice evaluate``): full ranking, baselines, parity, report.
+
+Every model ranks all catalogue items for each validation and test case, with
+the items the user interacted with before excluded, and is scored by HR@10,
+NDCG@10 and MRR. Popularity and the zero-shot encoder run in the same call on
+the same split. The train/serve parity check feeds the stream's own path
+(:func:`render_summary` of the stream state, :class:`BatchScorer`, the
+state's ``interacted()`` exclusions) and the evaluator the same users and
+compares their top-10 lists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from encoders.behaviour import StateConfig, render_summary
+from encoders.config import EncoderConfig
+from encoders.dataset import Dataset, Example
+from encoders.metrics import mask_rows, summarize, target_ranks
+from encoders.model import Recommender
+from encoders.scorer import BatchScorer, resolve_device
+from encoders.training import HISTORY_FILE, autocast_for, encode_items
+
+K = 10
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Scores every catalogue item for a batch of examples: the evaluator's own path."""
+
+    model: Recommender | None
+    """None scores by popularity."""
+    popularity: torch.Tensor
+    item_vectors: torch.Tensor | None
+    item_rows: torch.Tensor | None
+    user_max_length: int
+    batch_size: int = 256
+    use_item_features: bool = True
+
+    users_seen: dict[str, torch.Tensor] = field(default_factory=dict)
+    """User vectors by summary, shared with copies made by ``replace`` (ablations)."""
+
+    def users(self, examples: Sequence[Example]) -> torch.Tensor:
+        """User-tower vectors of the examples' summaries, each summary encoded once."""
+        assert self.model is not None and self.item_vectors is not None
+        device = self.item_vectors.device
+        missing = list(
+            dict.fromkeys(e.summary for e in examples if e.summary not in self.users_seen)
+        )
+        if missing:
+            batch = self.model.tokenizer(
+                missing,
+                padding=True,
+                truncation=True,
+                max_length=self.user_max_length,
+                return_tensors="pt",
+            )
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            # bf16 autocast on CUDA for the tower, as the serving scorer runs it.
+            with torch.no_grad(), autocast_for(device):
+                vectors = self.model.user_tower(ids, mask).embedding.float()
+            self.users_seen.update(zip(missing, vectors, strict=True))
+        return torch.stack([self.users_seen[e.summary] for e in examples])
+
+    def scores(self, examples: Sequence[Example]) -> torch.Tensor:
+        """(examples, items) scores, before exclusions."""
+        if self.model is None or self.item_vectors is None:
+            return self.popularity.float().expand(len(examples), -1).clone()
+        users = self.users(examples)
+        head = self.model.head
+        with torch.no_grad():
+            if self.use_item_features:
+                return head(users, self.item_vectors, self.item_rows).float()
+            return (users @ self.item_vectors.T * head.log_inv_temperature.exp()).float()
+
+
+def make_scorer(
+    model: Recommender | None, dataset: Dataset, config: EncoderConfig, device: torch.device
+) -> Scorer:
+    """Prepare a model (or popularity when ``model`` is None) for full ranking."""
+    counts = torch.bincount(
+        torch.tensor([dataset.rows[e.target] for e in dataset.train], dtype=torch.long),
+        minlength=len(dataset.items),
+    )
+    if model is None:
+        return Scorer(None, counts, None, None, config.user_max_length)
+    model = model.to(device).eval()
+    item_ids = tuple(item.item_id for item in dataset.items)
+    vectors = encode_items(
+        model.item_tower,
+        model.tokenizer,
+        [item.text() for item in dataset.items],
+        model.spec.item_max_length or config.item_max_length,
+    )
+    return Scorer(
+        model,
+        counts,
+        vectors,
+        model.head.rows_for(item_ids),
+        model.spec.user_max_length or config.user_max_length,
+    )
+
+
+def rank_targets(scorer: Scorer, dataset: Dataset, examples: Sequence[Example]) -> list[int]:
+    """1-based full-ranking rank of each example's target, its history excluded."""
+    ranks: list[int] = []
+    rows = dataset.rows
+    for start in range(0, len(examples), scorer.batch_size):
+        part = examples[start : start + scorer.batch_size]
+        scores = scorer.scores(part).cpu()
+        mask_rows(scores, [[rows[i] for i in e.history if i in rows] for e in part])
+        targets = torch.tensor([rows[e.target] for e in part])
+        ranks.extend(target_ranks(scores, targets).tolist())
+    return ranks
+
+
+def cold_cases(dataset: Dataset, examples: Sequence[Example]) -> list[Example]:
+    """Examples whose target never occurs in the training examples (new to the model)."""
+    seen = {e.target for e in dataset.train}
+    return [e for e in examples if e.target not in seen]
+
+
+def evaluate_scorer(scorer: Scorer, dataset: Dataset) -> dict[str, dict[str, float]]:
+    """HR@10, NDCG@10 and MRR on validation, test and the test's cold-start items."""
+    return {
+        "valid": summarize(rank_targets(scorer, dataset, dataset.valid), K),
+        "test": summarize(rank_targets(scorer, dataset, dataset.test), K),
+        "test_cold_items": summarize(
+            rank_targets(scorer, dataset, cold_cases(dataset, dataset.test)), K
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class Parity:
+    """Outcome of the train/serve parity check."""
+
+    users: int
+    same_summary: int
+    same_top10: int
+    max_score_diff: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether both paths agreed on every checked user."""
+        return self.same_summary == self.users and self.same_top10 == self.users
+
+
+def parity_check(
+    model: Recommender,
+    dataset: Dataset,
+    config: EncoderConfig,
+    users: int = 128,
+    state_config: StateConfig | None = None,
+) -> Parity:
+    """Compare the stream's scorer and the evaluator on the first ``users`` test states."""
+    state_config = state_config or StateConfig()
+    cases = [e for e in dataset.test if e.state is not None][:users]
+    serving = BatchScorer(model, config)
+    index = serving.build_index(dataset.item_texts())
+    summaries = [render_summary(e.state, dataset.title_of, state_config) for e in cases if e.state]
+    exclude = [e.state.interacted() for e in cases if e.state]
+    served = serving.recommend(summaries, exclude, index)
+    offline = make_scorer(model, dataset, config, serving.device)
+    scores = offline.scores(cases).cpu()
+    rows = dataset.rows
+    mask_rows(scores, [[rows[i] for i in ex if i in rows] for ex in exclude])
+    top_scores, top_rows = torch.topk(scores, min(config.top_k, scores.shape[1]), dim=1)
+    same_top, diff = 0, 0.0
+    for served_row, score_row, row_ids in zip(
+        served, top_scores.tolist(), top_rows.tolist(), strict=True
+    ):
+        offline_ids = [
+            dataset.items[r].item_id
+            for r, s in zip(row_ids, score_row, strict=True)
+            if s != float("-inf")
+        ]
+        same_top += [i for i, _ in served_row] == offline_ids
+        diff = max([diff] + [abs(s - t) for (_, s), t in zip(served_row, score_row, strict=False)])
+    same_summary = sum(s == e.summary for s, e in zip(summaries, cases, strict=True))
+    return Parity(len(cases), same_summary, same_top, diff)
+
+
+def run_evaluation(
+    dataset: Dataset,
+    models: dict[str, Recommender],
+    zero_shot: Recommender | None,
+    config: EncoderConfig,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Metrics of popularity, zero-shot and each named model (plus its text-only ablation)."""
+    device = resolve_device(config)
+    results = {"popularity": evaluate_scorer(make_scorer(None, dataset, config, device), dataset)}
+    if zero_shot is not None:
+        results["zero-shot"] = evaluate_scorer(
+            make_scorer(zero_shot, dataset, config, device), dataset
+        )
+    for name, model in models.items():
+        scorer = make_scorer(model, dataset, config, device)
+        results[name] = evaluate_scorer(scorer, dataset)
+        head = model.head
+        if head.item_embedding is not None or head.item_bias is not None:
+            # Same weights with the ID and popularity features switched off:
+            # what the text path carries on its own.
+            text_only = replace(scorer, use_item_features=False)
+            results[f"{name} (ids off)"] = evaluate_scorer(text_only, dataset)
+    return results
+
+
+def load_history(model_dir: Path) -> dict[str, object] | None:
+    """``training.json`` of a model directory, when it has one."""
+    path = model_dir / HISTORY_FILE
+    return json.loads(path.read_text()) if path.is_file() else None

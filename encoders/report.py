@@ -1,0 +1,104 @@
+"""Evaluation outputs: ``metrics.json``, ``report.md`` and PNG plots (matplotlib Agg)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+METRICS = ("ndcg@10", "hr@10", "mrr")
+
+
+def metrics_table(results: dict[str, dict[str, dict[str, float]]], split: str) -> str:
+    """Markdown table of every model's metrics on one split."""
+    lines = [
+        "| model | NDCG@10 | HR@10 | MRR | cases |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, splits in results.items():
+        m = splits[split]
+        lines.append(
+            f"| {name} | {m['ndcg@10']:.4f} | {m['hr@10']:.4f} | {m['mrr']:.4f} "
+            f"| {int(m['cases'])} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_metrics(results: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
+    """Plot each metric on the test split as grouped bars, one bar per model."""
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(names)), 4.0))
+    width = 0.8 / len(METRICS)
+    for j, metric in enumerate(METRICS):
+        values = [results[n]["test"][metric] for n in names]
+        ax.bar([i + j * width for i in range(len(names))], values, width, label=metric)
+    ax.set_xticks([i + width for i in range(len(names))], names, rotation=20, ha="right")
+    ax.set_title("Test split, full ranking")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_training(history: dict[str, Any], path: Path) -> None:
+    """Training loss and validation NDCG@10 per epoch."""
+    epochs = history["epochs"]
+    xs = [e["epoch"] for e in epochs]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    left.plot(xs, [e["loss"] for e in epochs], marker="o")
+    left.set_title("training loss")
+    left.set_xlabel("epoch")
+    right.plot(xs, [e["valid_ndcg"] for e in epochs], marker="o", color="tab:green")
+    right.set_title("validation NDCG@10")
+    right.set_xlabel("epoch")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(
+    out: Path,
+    results: dict[str, dict[str, dict[str, float]]],
+    parity: dict[str, Any] | None,
+    history: dict[str, Any] | None,
+    dataset_info: dict[str, Any],
+) -> None:
+    """Write ``metrics.json``, ``report.md``, ``metrics.png`` and ``training.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"dataset": dataset_info, "models": results, "parity": parity, "training": history}
+    (out / "metrics.json").write_text(json.dumps(payload, indent=2))
+    plot_metrics(results, out / "metrics.png")
+    sections = [
+        "# Evaluation",
+        "Full ranking over all items; items the user interacted with before are excluded. "
+        "Per user, last interaction = test, second to last = validation.",
+        "Dataset: " + ", ".join(f"{k} {v}" for k, v in dataset_info.items()),
+        "## Test\n\n" + metrics_table(results, "test"),
+        "## Validation\n\n" + metrics_table(results, "valid"),
+        "## Test, cold-start items (targets never seen in training)\n\n"
+        + metrics_table(results, "test_cold_items"),
+        "![metrics](metrics.png)",
+    ]
+    if history is not None:
+        plot_training(history, out / "training.png")
+        sections.append(
+            f"## Training\n\nBest epoch {history['best_epoch']} of {len(history['epochs'])}, "
+            f"{history['seconds']:.0f} s on {history['device']} "
+            f"({history['threads']} threads), {history['train_examples']} training examples."
+            "\n\n![training](training.png)"
+        )
+    if parity is not None:
+        sections.append(
+            "## Train/serve parity\n\n"
+            f"{parity['same_top10']}/{parity['users']} users with the same top-10 from the "
+            f"stream's BatchScorer and the evaluator, {parity['same_summary']}/{parity['users']} "
+            f"identical summaries, max score difference {parity['max_score_diff']:.2e}: "
+            f"**{'ok' if parity['ok'] else 'MISMATCH'}**."
+        )
+    (out / "report.md").write_text("\n\n".join(sections) + "\n")

@@ -1,0 +1,482 @@
+"""Fine-tune the two-tower recommender on replayed examples (``recprice train``).
+
+Recipe, sized for a 2-core CPU (and faster on a GPU when present):
+
+* the item tower stays the pre-trained encoder, so its outputs are computed
+  once and reused every step (cold-start items are scored by the same text
+  path at serving time);
+* the user tower trains only its top ``train_layers`` layers; the frozen lower
+  layers' outputs are cached once per example (:mod:`encoders.layer_cache`);
+* the head learns the temperature and, when switched on, an item bias and an
+  item-ID embedding added to the text vectors;
+* loss: softmax cross-entropy over all items, or over in-batch plus sampled
+  negatives with the log-Q sampling correction; optionally plus MSE on ratings;
+* AdamW with separate encoder and head learning rates, linear warm-up then
+  linear decay, gradient clipping, early stopping on validation NDCG@10.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
+
+from encoders.dataset import Dataset, Example
+from encoders.layer_cache import freeze_below, lower_states, upper_forward
+from encoders.metrics import mask_rows, ndcg, target_ranks
+from encoders.model import (
+    ModelSpec,
+    Recommender,
+    ScoringHead,
+    TextTower,
+    save_item_index,
+    save_model_dir,
+)
+from encoders.scorer import catalogue_version
+
+HISTORY_FILE = "training.json"
+
+
+class TrainConfig(BaseModel):
+    """Hyper-parameters of one training run (all of them land in ``training.json``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = Field(0, description="Seed of torch, numpy and random.")
+    epochs: int = Field(5, ge=1, le=1000, description="Upper bound on epochs.")
+    patience: int = Field(2, ge=1, description="Epochs without a better valid NDCG@10 to stop.")
+    batch_size: int = Field(128, ge=2, le=65_536, description="Examples per step.")
+    encoder_lr: float = Field(3e-4, gt=0, description="AdamW learning rate of the encoder.")
+    head_lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the head.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay of the encoder.")
+    warmup: float = Field(0.05, ge=0, lt=1, description="Share of the steps spent warming up.")
+    grad_clip: float = Field(1.0, gt=0, description="Max global gradient norm.")
+    train_layers: int = Field(
+        2, ge=0, le=48, description="Top user-tower layers fine-tuned; 0 = user tower frozen."
+    )
+    user_max_length: int = Field(64, ge=8, le=512, description="Token budget of a summary.")
+    item_max_length: int = Field(64, ge=8, le=512, description="Token budget of an item text.")
+    max_train_per_user: int = Field(
+        10, ge=0, description="Most recent training examples kept per user; 0 = all."
+    )
+    loss: Literal["full", "sampled"] = Field(
+        "full", description="Softmax over all items, or over in-batch + sampled negatives."
+    )
+    negatives: int = Field(
+        512, ge=1, description="Sampled negatives per step (loss=sampled), drawn ~ pop^0.75."
+    )
+    rating_weight: float = Field(0.0, ge=0, description="Weight of the MSE-on-ratings term.")
+    item_ids: bool = Field(True, description="Learned item-ID embedding on the item side.")
+    item_bias: bool = Field(True, description="Learned item bias (popularity) on the item side.")
+    temperature: float = Field(0.05, gt=0, le=1, description="Initial softmax temperature.")
+    eval_batch_size: int = Field(256, ge=1, description="Users per validation forward pass.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
+    threads: int = Field(0, ge=0, le=256, description="torch CPU threads; 0 = torch default.")
+    progress: bool = Field(True, description="Show tqdm progress bars.")
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """What one epoch did."""
+
+    epoch: int
+    loss: float
+    valid_ndcg: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The trained model and how it got there."""
+
+    model: Recommender
+    history: tuple[EpochLog, ...]
+    best_epoch: int
+    best_valid_ndcg: float
+    seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    """Fix every random generator training touches."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def select_train(examples: Sequence[Example], per_user: int) -> list[Example]:
+    """Keep each user's ``per_user`` most recent training examples (0 keeps all)."""
+    if not per_user:
+        return list(examples)
+    kept: dict[str, list[Example]] = {}
+    for example in examples:
+        kept.setdefault(example.user_id, []).append(example)
+    return [e for user in kept.values() for e in user[-per_user:]]
+
+
+def full_softmax_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each target against every item."""
+    return F.cross_entropy(logits, targets)
+
+
+def sampled_softmax_loss(
+    logits: torch.Tensor,
+    candidates: torch.Tensor,
+    targets: torch.Tensor,
+    log_q: torch.Tensor,
+) -> torch.Tensor:
+    """Cross-entropy over a candidate set with the log-Q correction (Yi et al., 2019).
+
+    ``logits`` are (batch, candidates) scores of the candidate item rows
+    ``candidates``; ``log_q`` is the log of each candidate's expected count in
+    the set, which is subtracted so that popular items, sampled more often,
+    are not over-penalised. Each row's target must be among the candidates;
+    other copies of it are masked out.
+    """
+    corrected = logits - log_q.unsqueeze(0)
+    is_target = candidates.unsqueeze(0) == targets.unsqueeze(1)
+    first = is_target.float().argmax(1)
+    duplicate = is_target.clone()
+    duplicate[torch.arange(len(targets)), first] = False
+    return F.cross_entropy(corrected.masked_fill(duplicate, float("-inf")), first)
+
+
+class Candidates:
+    """In-batch positives plus negatives drawn from popularity^0.75, with their log-Q."""
+
+    def __init__(self, target_counts: torch.Tensor, negatives: int, batch_size: int) -> None:
+        counts = target_counts.float()
+        self.in_batch = counts / counts.sum()
+        smoothed = (counts + 1.0) ** 0.75
+        self.proposal = smoothed / smoothed.sum()
+        self.negatives = negatives
+        self.batch_size = batch_size
+
+    def draw(self, targets: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """Return (candidate rows, log expected count of each in the set)."""
+        sampled = torch.multinomial(self.proposal, self.negatives, True, generator=generator)
+        rows = torch.unique(torch.cat([targets.cpu(), sampled]))
+        expected = self.batch_size * self.in_batch[rows] + self.negatives * self.proposal[rows]
+        return rows, expected.clamp(min=1e-12).log()
+
+
+def _rating_loss(
+    users: torch.Tensor, items: torch.Tensor, examples: Sequence[Example]
+) -> torch.Tensor:
+    # The seed's formulation: the cosine of user and item regresses the
+    # rating, mapped from [0, 5] onto [-1, 1].
+    rated = [i for i, e in enumerate(examples) if e.rating is not None]
+    if not rated:
+        return users.new_zeros(())
+    index = torch.tensor(rated, device=users.device)
+    ratings = torch.tensor([examples[i].rating for i in rated], device=users.device)
+    cosine = (users[index] * F.normalize(items[index], dim=-1)).sum(-1)
+    return F.mse_loss(cosine, ratings.clamp(0, 5) / 2.5 - 1.0)
+
+
+def _device(config: TrainConfig) -> torch.device:
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """bf16 autocast on CUDA (as the serving scorer does), nothing elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def encode_items(
+    tower: TextTower,
+    tokenizer: Callable[..., dict[str, torch.Tensor]],
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Item tower vectors of ``texts`` (no grad), on the tower's device."""
+    device = next(tower.parameters()).device
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            with autocast_for(device):
+                chunks.append(tower(ids, mask).embedding.float())
+    return torch.cat(chunks) if chunks else torch.zeros(0, tower.dim, device=device)
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """Tokenised summaries; ``hidden`` holds the cached lower-layer states."""
+
+    mask: torch.Tensor
+    hidden: torch.Tensor
+
+
+class Trainer:
+    """One fine-tuning run of a :class:`Recommender` on a :class:`Dataset`."""
+
+    def __init__(self, base: Recommender, dataset: Dataset, config: TrainConfig) -> None:
+        self.config = config
+        self.dataset = dataset
+        self.device = _device(config)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        seed_everything(config.seed)
+        item_ids = tuple(item.item_id for item in dataset.items)
+        user_tower = base.user_tower
+        if config.train_layers:
+            # Separate copies: the user tower trains, the item tower stays put.
+            user_tower = TextTower(_copy_encoder(base.user_tower.encoder))
+        head = ScoringHead(
+            config.temperature,
+            len(item_ids) if config.item_ids or config.item_bias else 0,
+            item_ids=item_ids if config.item_ids or config.item_bias else (),
+            id_dim=base.item_tower.dim if config.item_ids else 0,
+            bias=config.item_bias,
+        )
+        spec = ModelSpec(
+            model_version=f"{base.spec.base_encoder}-ft-{int(time.time())}",
+            shared_towers=not config.train_layers and base.spec.shared_towers,
+            temperature=config.temperature,
+            item_bias=config.item_bias,
+            base_encoder=base.spec.base_encoder,
+            item_ids=config.item_ids,
+            user_max_length=config.user_max_length,
+            item_max_length=config.item_max_length,
+        )
+        self.model = Recommender(user_tower, base.item_tower, head, base.tokenizer, spec)
+        self.model.to(self.device)
+        self.split = freeze_below(user_tower, config.train_layers)
+        for param in self.model.item_tower.parameters():
+            param.requires_grad_(False)
+        self.item_vectors = encode_items(
+            self.model.item_tower,
+            self.model.tokenizer,
+            [item.text() for item in dataset.items],
+            config.item_max_length,
+        )
+
+    def _encode(self, summaries: Sequence[str]) -> _Encoded:
+        batch = self.model.tokenizer(
+            list(summaries),
+            padding="max_length",
+            truncation=True,
+            max_length=self.config.user_max_length,
+            return_tensors="pt",
+        )
+        dtype = torch.float32 if self.device.type == "cuda" else torch.float16
+        hidden = lower_states(
+            self.model.user_tower,
+            batch["input_ids"],
+            batch["attention_mask"],
+            self.split,
+            dtype=dtype,
+            progress=self.config.progress,
+        )
+        return _Encoded(batch["attention_mask"], hidden)
+
+    def _users(self, encoded: _Encoded, index: torch.Tensor) -> torch.Tensor:
+        mask = encoded.mask[index].to(self.device)
+        # Trim padding shared by the whole batch: same result, fewer tokens.
+        width = int(mask.sum(1).max())
+        hidden = encoded.hidden[index][:, :width].to(self.device)
+        with autocast_for(self.device):
+            return upper_forward(self.model.user_tower, hidden, mask[:, :width], self.split)
+
+    def validate(self, encoded: _Encoded, examples: Sequence[Example]) -> list[int]:
+        """Full-ranking ranks of the validation targets, history excluded."""
+        self.model.eval()
+        rows = self.dataset.rows
+        ranks: list[int] = []
+        size = self.config.eval_batch_size
+        with torch.no_grad():
+            for start in range(0, len(examples), size):
+                part = examples[start : start + size]
+                index = torch.arange(start, start + len(part))
+                logits = self.model.head(self._users(encoded, index), self.item_vectors).float()
+                mask_rows(logits, [[rows[i] for i in e.history if i in rows] for e in part])
+                targets = torch.tensor([rows[e.target] for e in part], device=logits.device)
+                ranks.extend(target_ranks(logits, targets).tolist())
+        return ranks
+
+    def _optimizer(
+        self, total_steps: int
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+        config = self.config
+        encoder = [p for p in self.model.user_tower.parameters() if p.requires_grad]
+        head = self.model.head
+        matrices = [head.item_embedding] if head.item_embedding is not None else []
+        vectors = [p for p in head.parameters() if all(p is not m for m in matrices)]
+        groups = [
+            {"params": matrices, "lr": config.head_lr, "weight_decay": 0.0},
+            {"params": vectors, "lr": config.head_lr, "weight_decay": 0.0},
+        ]
+        if encoder:
+            groups.append(
+                {"params": encoder, "lr": config.encoder_lr, "weight_decay": config.weight_decay}
+            )
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]])
+        warmup = max(int(total_steps * config.warmup), 1)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total_steps - step) / max(total_steps - warmup, 1))
+
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+    def fit(self) -> TrainResult:
+        """Train with early stopping; the returned model holds the best epoch's weights."""
+        config = self.config
+        started = time.perf_counter()
+        train = select_train(self.dataset.train, config.max_train_per_user)
+        valid = list(self.dataset.valid)
+        rows = self.dataset.rows
+        targets = torch.tensor([rows[e.target] for e in train])
+        train_cache = self._encode([e.summary for e in train])
+        valid_cache = self._encode([e.summary for e in valid])
+        steps_per_epoch = math.ceil(len(train) / config.batch_size)
+        optimizer, scheduler = self._optimizer(steps_per_epoch * config.epochs)
+        candidates = Candidates(
+            torch.bincount(targets, minlength=len(rows)), config.negatives, config.batch_size
+        )
+        generator = torch.Generator().manual_seed(config.seed)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        best = (-1.0, 0, _snapshot(trainable))
+        history: list[EpochLog] = []
+        for epoch in range(1, config.epochs + 1):
+            tick = time.perf_counter()
+            self.model.train()
+            self.model.item_tower.eval()
+            order = torch.randperm(len(train), generator=generator)
+            losses = []
+            bar = tqdm(
+                _batches(order, config.batch_size),
+                total=steps_per_epoch,
+                desc=f"epoch {epoch}",
+                disable=not config.progress,
+            )
+            for index in bar:
+                loss = self._step(train, train_cache, targets, index, candidates, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            valid_ndcg = ndcg(self.validate(valid_cache, valid))
+            history.append(
+                EpochLog(epoch, float(np.mean(losses)), valid_ndcg, time.perf_counter() - tick)
+            )
+            tqdm.write(f"epoch {epoch}: loss {history[-1].loss:.4f} valid ndcg@10 {valid_ndcg:.4f}")
+            if valid_ndcg > best[0]:
+                best = (valid_ndcg, epoch, _snapshot(trainable))
+            elif epoch - best[1] >= config.patience:
+                break
+        with torch.no_grad():
+            for param, value in zip(trainable, best[2], strict=True):
+                param.copy_(value)
+        self.model.eval()
+        return TrainResult(
+            self.model, tuple(history), best[1], best[0], time.perf_counter() - started
+        )
+
+    def _step(
+        self,
+        train: Sequence[Example],
+        cache: _Encoded,
+        targets: torch.Tensor,
+        index: torch.Tensor,
+        candidates: Candidates,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        users = self._users(cache, index)
+        batch_targets = targets[index]
+        head = self.model.head
+        with autocast_for(self.device):
+            if self.config.loss == "full":
+                logits = head(users, self.item_vectors)
+                loss = full_softmax_loss(logits.float(), batch_targets.to(self.device))
+            else:
+                rows, log_q = candidates.draw(batch_targets, generator)
+                rows = rows.to(self.device)
+                item_rows = rows if head.item_ids else None
+                logits = head(users, self.item_vectors[rows], item_rows)
+                loss = sampled_softmax_loss(
+                    logits.float(), rows, batch_targets.to(self.device), log_q.to(self.device)
+                )
+        if self.config.rating_weight:
+            examples = [train[i] for i in index.tolist()]
+            items = self.item_vectors[batch_targets.to(self.device)]
+            if head.item_embedding is not None:
+                items = items + head.item_embedding[batch_targets.to(self.device)]
+            loss = loss + self.config.rating_weight * _rating_loss(users, items, examples)
+        return loss
+
+
+def _copy_encoder(encoder: torch.nn.Module) -> torch.nn.Module:
+    clone = type(encoder)(encoder.config)
+    clone.load_state_dict(encoder.state_dict())
+    return clone
+
+
+def _batches(order: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, len(order), size):
+        yield order[start : start + size]
+
+
+def _snapshot(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+def train(base: Recommender, dataset: Dataset, config: TrainConfig) -> TrainResult:
+    """Fine-tune ``base`` on ``dataset``; see the module docstring for the recipe."""
+    return Trainer(base, dataset, config).fit()
+
+
+def save_trained(result: TrainResult, dataset: Dataset, config: TrainConfig, out: Path) -> None:
+    """Write the model directory, its item index and ``training.json`` (history, config)."""
+    model = result.model
+    save_model_dir(model, out)
+    texts = dataset.item_texts()
+    ids = tuple(item_id for item_id, _ in texts)
+    vectors = encode_items(
+        model.item_tower, model.tokenizer, [t for _, t in texts], config.item_max_length
+    )
+    save_item_index(out, ids, vectors, catalogue_version(texts))
+    (out / HISTORY_FILE).write_text(
+        json.dumps(
+            {
+                "model_version": model.model_version,
+                "config": config.model_dump(),
+                "best_epoch": result.best_epoch,
+                "best_valid_ndcg@10": result.best_valid_ndcg,
+                "seconds": result.seconds,
+                "train_examples": len(select_train(dataset.train, config.max_train_per_user)),
+                "epochs": [vars(e) for e in result.history],
+                "device": str(next(model.parameters()).device),
+                "threads": torch.get_num_threads(),
+            },
+            indent=2,
+        )
+    )

@@ -1,0 +1,166 @@
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from encoders.config import EncoderConfig
+from encoders.dataset import build_dataset
+from encoders.evaluation import make_scorer, rank_targets
+from encoders.layer_cache import freeze_below, lower_states, upper_forward
+from encoders.model import ScoringHead, load_item_index, load_model_dir, tiny_random_model
+from encoders.records import Event, Item
+from encoders.scorer import BatchScorer
+from encoders.training import (
+    HISTORY_FILE,
+    Candidates,
+    TrainConfig,
+    full_softmax_loss,
+    sampled_softmax_loss,
+    save_trained,
+    select_train,
+    train,
+)
+
+CPU = EncoderConfig(device="cpu")
+
+
+def make_data(users: int = 6, length: int = 6):
+    items = [Item(str(i), f"Film number {i}", "Drama", base_price=4.0 + i) for i in range(20)]
+    events = []
+    for u in range(users):
+        for step in range(length):
+            item = str((u * 3 + step) % 20)
+            events.append(
+                Event(f"{u}-{step}", "purchase", f"u{u}", item, 1000 * step + u, rating=4.0)
+            )
+    events.sort(key=lambda e: e.ts)
+    return build_dataset(events, items)
+
+
+TINY = dict(
+    epochs=2,
+    batch_size=8,
+    user_max_length=24,
+    item_max_length=12,
+    device="cpu",
+    progress=False,
+    patience=2,
+)
+
+
+def test_sampled_loss_with_all_items_and_no_correction_is_full_softmax():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 7)
+    targets = torch.tensor([0, 3, 3, 6])
+    candidates = torch.arange(7)
+    full = full_softmax_loss(logits, targets)
+    sampled = sampled_softmax_loss(logits, candidates, targets, torch.zeros(7))
+    assert sampled.item() == pytest.approx(full.item(), rel=1e-6)
+
+
+def test_log_q_correction_subtracts_log_expected_counts():
+    logits = torch.tensor([[1.0, 2.0, 0.5]])
+    candidates = torch.tensor([4, 9, 2])
+    log_q = torch.log(torch.tensor([0.5, 2.0, 1.0]))
+    got = sampled_softmax_loss(logits, candidates, torch.tensor([9]), log_q)
+    want = F.cross_entropy((logits - log_q).unsqueeze(0).squeeze(0), torch.tensor([1]))
+    assert got.item() == pytest.approx(want.item())
+
+
+def test_duplicate_target_candidates_are_masked():
+    logits = torch.tensor([[3.0, 0.0, 3.0]])
+    candidates = torch.tensor([5, 1, 5])  # target 5 appears twice
+    got = sampled_softmax_loss(logits, candidates, torch.tensor([5]), torch.zeros(3))
+    want = -torch.log_softmax(torch.tensor([3.0, 0.0]), 0)[0]
+    assert got.item() == pytest.approx(want.item())
+
+
+def test_candidates_contain_targets():
+    draw = Candidates(torch.tensor([5, 0, 1, 9]), negatives=3, batch_size=2)
+    rows, log_q = draw.draw(torch.tensor([1, 2]), torch.Generator().manual_seed(0))
+    assert {1, 2} <= set(rows.tolist())
+    assert rows.shape == log_q.shape and torch.isfinite(log_q).all()
+
+
+def test_select_train_keeps_most_recent_per_user():
+    data = make_data()
+    kept = select_train(data.train, 2)
+    u0 = [e.target for e in data.train if e.user_id == "u0"]
+    assert [e.target for e in kept if e.user_id == "u0"] == u0[-2:]
+    assert select_train(data.train, 0) == list(data.train)
+
+
+def test_split_forward_equals_full_tower():
+    model = tiny_random_model()
+    tower = model.user_tower
+    batch = model.tokenizer(
+        ["a short one", "a much longer summary text"], padding=True, return_tensors="pt"
+    )
+    split = freeze_below(tower, 1)
+    assert split == 1
+    assert not any(p.requires_grad for p in tower.encoder.embeddings.parameters())
+    hidden = lower_states(
+        tower,
+        batch["input_ids"],
+        batch["attention_mask"],
+        split,
+        dtype=torch.float32,
+        progress=False,
+    )
+    with torch.no_grad():
+        full = tower(batch["input_ids"], batch["attention_mask"]).embedding
+        part = upper_forward(tower, hidden, batch["attention_mask"], split)
+    torch.testing.assert_close(part, full, atol=1e-5, rtol=1e-5)
+
+
+def test_head_cold_items_get_text_score_only():
+    head = ScoringHead(0.5, 2, item_ids=("a", "b"), id_dim=3)
+    with torch.no_grad():
+        head.item_bias.fill_(1.0)
+        head.item_embedding.fill_(1.0)
+    rows = head.rows_for(("b", "new"))
+    assert rows.tolist() == [1, -1]
+    users = torch.tensor([[1.0, 0.0, 0.0]])
+    items = torch.zeros(2, 3)
+    scores = head(users, items, rows)
+    assert scores[0, 1].item() == 0.0
+    assert scores[0, 0].item() == pytest.approx(2.0 * 1.0 + 1.0)
+
+
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_train_saves_loadable_model_that_serves_like_the_evaluator(tmp_path, loss):
+    data = make_data()
+    config = TrainConfig(loss=loss, negatives=5, rating_weight=0.1, encoder_lr=1e-3, **TINY)
+    result = train(tiny_random_model(), data, config)
+    assert 1 <= len(result.history) <= 2
+    assert all(torch.isfinite(torch.tensor(e.loss)) for e in result.history)
+    assert result.best_valid_ndcg == max(e.valid_ndcg for e in result.history)
+    save_trained(result, data, config, tmp_path)
+    loaded = load_model_dir(tmp_path)
+    assert loaded.spec.user_max_length == 24 and loaded.spec.item_ids
+    assert loaded.head.item_ids == tuple(i.item_id for i in data.items)
+    ids, vectors, version = load_item_index(tmp_path)
+    assert len(ids) == vectors.shape[0] == len(data.items) and version
+    history = json.loads((tmp_path / HISTORY_FILE).read_text())
+    assert history["best_epoch"] == result.best_epoch
+    # The reloaded model reproduces the best validation NDCG the trainer measured.
+    scorer = make_scorer(loaded, data, CPU, torch.device("cpu"))
+    ranks = rank_targets(scorer, data, data.valid)
+    from encoders.metrics import ndcg
+
+    assert ndcg(ranks) == pytest.approx(result.best_valid_ndcg, abs=1e-3)
+    serving = BatchScorer(loaded, CPU)
+    index = serving.build_index(data.item_texts())
+    assert torch.allclose(index.embeddings, vectors, atol=1e-5)
+
+
+def test_text_only_training_has_no_item_table(tmp_path):
+    data = make_data()
+    config = TrainConfig(item_ids=False, item_bias=False, train_layers=0, **TINY)
+    result = train(tiny_random_model(), data, config)
+    assert result.model.head.item_embedding is None and result.model.head.item_bias is None
+    assert result.model.head.rows_for(("1",)) is None
+    save_trained(result, data, config, tmp_path)
+    loaded = load_model_dir(tmp_path)
+    assert loaded.head.item_embedding is None and loaded.head.rows_for(("1",)) is None
