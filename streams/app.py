@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
-    """A topic of undecoded bytes: records are validated by our own code, not Faust's."""
+    """Declare a topic of undecoded bytes: our own code validates its records, not Faust."""
     return app.topic(
         *names,
         partitions=partitions,

@@ -245,7 +245,13 @@ class _Replay:
                 ),
             )
             _, decisions = price_items(
-                request.user_id, user_ranked, self.items, self.memory, self.shares, self.pricing
+                request.user_id,
+                user_ranked,
+                self.items,
+                self.memory,
+                self.shares,
+                self.pricing,
+                request.event_ts / 1000,
             )
             for decision in decisions:
                 self.offer(request.user_id, decision, request.event_ts)
@@ -261,7 +267,7 @@ class _Replay:
         )
         self.violations.update(broken)
         self.result.out_of_bounds += bool(broken)
-        self.memory.put(user_id, decision.item_id, decision.price)
+        self.memory.put(user_id, decision.item_id, decision.price, ts / 1000)
         self.writer.write("price_updates", decision.to_record(user_id, ts))
         key = (user_id, decision.item_id)
         self.latest[key] = Offer(

@@ -30,7 +30,7 @@ from streams.settings import ScorerSettings
 
 
 class PriceMemory:
-    """Last price each (user, item) was shown, bounded LRU, owned by one worker.
+    """Last price each (user, item) was shown and when it last changed; bounded LRU.
 
     Users are partitioned, so only this worker prices a user; after a
     rebalance a moved user's first step bound starts from the base price band.
@@ -38,28 +38,27 @@ class PriceMemory:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._prices: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._prices: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
 
     def get(self, user_id: str, item_id: str) -> float | None:
         """Return the last price shown, if remembered."""
-        return self._prices.get((user_id, item_id))
+        entry = self._prices.get((user_id, item_id))
+        return entry[0] if entry else None
 
-    def put(self, user_id: str, item_id: str, price: float) -> None:
+    def last_change(self, user_id: str, item_id: str) -> float | None:
+        """Return when (epoch s) the shown price last changed, if remembered."""
+        entry = self._prices.get((user_id, item_id))
+        return entry[1] if entry else None
+
+    def put(self, user_id: str, item_id: str, price: float, now_s: float = 0.0) -> None:
         """Remember a shown price, evicting the least recently shown."""
         key = (user_id, item_id)
-        self._prices[key] = price
+        entry = self._prices.get(key)
+        changed = now_s if entry is None or entry[0] != price else entry[1]
+        self._prices[key] = (price, changed)
         self._prices.move_to_end(key)
         while len(self._prices) > self.capacity:
             self._prices.popitem(last=False)
-
-
-@dataclass(frozen=True)
-class UserOutputs:
-    """Everything one scored user produces."""
-
-    recommendation: dict[str, Any]
-    decisions: tuple[Decision, ...]
-    arm: str
 
 
 def price_items(
@@ -69,8 +68,9 @@ def price_items(
     previous: PriceMemory,
     shares: Mapping[str, float],
     config: PricingConfig,
+    now_s: float = 0.0,
 ) -> tuple[str, tuple[Decision, ...]]:
-    """Assign the user's arm and price every ranked item within its bounds."""
+    """Assign the user's arm and price every ranked item within its bounds (and cool-down)."""
     arm_name = assign_arm(config.experiment_id, user_id, config.control_share, shares)
     arm = config.arm_by_name(arm_name)
     interests = interest_from_scores([score for _, score in ranked])
@@ -80,7 +80,17 @@ def price_items(
         if item is None:
             continue
         priced = PricedItem(item_id, item.base_price, item.floor, item.ceiling, item.category)
-        decisions.append(decide(priced, interest, previous.get(user_id, item_id), arm, config))
+        decisions.append(
+            decide(
+                priced,
+                interest,
+                previous.get(user_id, item_id),
+                arm,
+                config,
+                now_s=now_s,
+                last_change_s=previous.last_change(user_id, item_id),
+            )
+        )
     return arm_name, tuple(decisions)
 
 
@@ -172,12 +182,18 @@ def register(
                 record = recommendation_record(request, user_ranked, version, now_ms)
                 await out.recommendations.send(key=key, value=orjson.dumps(record))
                 arm, decisions = price_items(
-                    request.user_id, user_ranked, catalog.items, memory, shares.shares, pricing
+                    request.user_id,
+                    user_ranked,
+                    catalog.items,
+                    memory,
+                    shares.shares,
+                    pricing,
+                    now_ms / 1000,
                 )
                 offers[arm] += len(decisions)
                 scores = dict(user_ranked)
                 for decision in decisions:
-                    memory.put(request.user_id, decision.item_id, decision.price)
+                    memory.put(request.user_id, decision.item_id, decision.price, now_ms / 1000)
                     update = decision.to_record(request.user_id, now_ms)
                     await out.price_updates.send(key=key, value=orjson.dumps(update))
                     category = catalog.items[decision.item_id].category

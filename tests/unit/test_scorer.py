@@ -108,3 +108,25 @@ def test_price_memory_is_a_bounded_lru():
     assert memory.get("u", "b") is None
     assert memory.get("u", "a") == 1.5 and memory.get("u", "c") == 3.0
     assert PricedItem("a", 1.0).base_price == 1.0
+
+
+def test_cool_down_holds_a_users_price_between_scorings():
+    from pricing.config import Guardrails
+
+    config = PricingConfig(guardrails=Guardrails(cooldown_s=60.0))
+    memory = PriceMemory(100)
+    user = next(
+        f"u{n}"
+        for n in range(1000)
+        if price_items(f"u{n}", [("a", 1.0)], CATALOG, memory, config.initial_shares(), config)[0]
+        == "bold"
+    )
+    low = [("a", 0.0), ("b", 1.0)]  # "a" ranked last: discounted
+    high = [("a", 1.0), ("b", 0.0)]  # "a" ranked first: raised
+    _, first = price_items(user, low, CATALOG, memory, config.initial_shares(), config, 1000.0)
+    memory.put(user, "a", first[0].price, 1000.0)
+    _, held = price_items(user, high, CATALOG, memory, config.initial_shares(), config, 1030.0)
+    assert held[0].price == first[0].price and held[0].bound == "cooldown"
+    _, moved = price_items(user, high, CATALOG, memory, config.initial_shares(), config, 1061.0)
+    assert moved[0].price > first[0].price
+    assert memory.last_change(user, "a") == 1000.0
