@@ -73,8 +73,16 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         log.warning("dead letter %s[%d]@%d: %s", source, partition, offset, error)
         await dlq.send(value=dlq_record(source, partition, offset, raw, error))
 
+    purchases = topic("purchases")
     ingest.register(
-        app, events, scoring_topic, user_state, runtime.catalog, settings.state, dead_letter
+        app,
+        events,
+        scoring_topic,
+        purchases,
+        user_state,
+        runtime.catalog,
+        settings.state,
+        dead_letter,
     )
     experiment_events = topic("experiment_events", partitions=1)
     experiment_shares = topic("experiment_shares", partitions=1)
@@ -94,7 +102,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             settings.scorer,
         )
         offer_sources = raw_topic(
-            app, settings.topics.name("price_updates"), settings.topics.name("events")
+            app, settings.topics.name("price_updates"), settings.topics.name("purchases")
         )
         experiment.register(
             app,

@@ -1,9 +1,10 @@
 """Experiment flow: offers and purchases -> attribution -> arm stats -> bandit shares.
 
-* The outcome agent reads ``price-updates`` and ``events`` (both keyed by
-  user, so co-partitioned with its ``last_offers`` table) and attributes each
-  purchase to the latest offer of that (user, item) within the attribution
-  window, publishing the outcome to ``price-outcomes``.
+* The outcome agent reads ``price-updates`` and ``purchases`` (valid purchase
+  events forwarded by the ingest agent; both keyed by user, so co-partitioned
+  with its ``last_offers`` table) and attributes each purchase to the latest
+  offer of that (user, item) within the attribution window, publishing the
+  outcome to ``price-outcomes``.
 * Offer counts (from the scorer, per batch) and conversions go to the
   single-partition ``experiment-events`` topic, so one worker owns every arm's
   counters (``arm_stats`` table) and sees the whole experiment.
@@ -24,7 +25,7 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from encoders.records import InvalidRecord, parse_event
+from encoders.records import parse_event
 from pricing.config import CONTROL_ARM, PricingConfig
 from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
 
@@ -121,12 +122,7 @@ def register(
                 offers = orjson.loads(raw) if raw else {}
                 last_offers[user] = orjson.dumps(remember_offer(offers, update))
                 continue
-            try:
-                purchase = parse_event(event.value)
-            except InvalidRecord:
-                continue  # the ingest agent dead-letters it
-            if purchase.type != "purchase":
-                continue
+            purchase = parse_event(event.value)  # validated by the ingest agent
             raw = last_offers.get(purchase.user_id)
             shown = (orjson.loads(raw) if raw else {}).get(purchase.item_id)
             offer = (

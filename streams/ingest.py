@@ -39,6 +39,7 @@ def register(
     app: faust.App,
     events: faust.TopicT,
     scoring: faust.TopicT,
+    purchases: faust.TopicT,
     user_state: Any,
     catalog: Catalog,
     config: StateConfig,
@@ -69,6 +70,8 @@ def register(
                 continue
             if new is not state:
                 user_state[parsed.user_id] = state_to_bytes(new)
+                if parsed.type == "purchase":  # for attribution to the offer shown
+                    await purchases.send(key=message.key, value=raw)
             # A re-delivered latest event re-sends its request: the crash may
             # have come between the table write and this send.
             request = ScoringRequest(

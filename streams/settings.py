@@ -54,6 +54,9 @@ class TopicNames(BaseModel):
     price_updates: str = Field("price-updates", description="Bounded personalized prices.")
     dlq: str = Field("events.dlq", description="Invalid input with reason and origin.")
     scoring: str = Field("scoring-requests", description="Internal: users whose state changed.")
+    purchases: str = Field(
+        "purchases", description="Internal: valid purchase events, for attribution."
+    )
     audit: str = Field("price-audit", description="Every offer with all its inputs.")
     outcomes: str = Field("price-outcomes", description="Purchases attributed to offers.")
     experiment_events: str = Field(

@@ -33,6 +33,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
         "price_updates",
         "dlq",
         "scoring",
+        "purchases",
         "audit",
         "outcomes",
         "experiment_events",
