@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from encoders.records import Event
+from encoders.records import Event, Item
 
 # How much each interaction says about taste; purchases count most.
 TYPE_WEIGHTS: Mapping[str, float] = {
@@ -159,6 +159,16 @@ def apply_event(
         price_sq=price_sq,
         last_ts=max(state.last_ts, event.ts),
         last_event_id=event.event_id,
+    )
+
+
+def apply_with_catalog(
+    state: UserState, event: Event, items: Mapping[str, Item], config: StateConfig
+) -> UserState:
+    """Apply one event with the catalogue's category and price of its item (None if unknown)."""
+    item = items.get(event.item_id)
+    return apply_event(
+        state, event, item.category if item else None, item.base_price if item else None, config
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from encoders.behaviour import StateConfig, UserState, apply_event, render_summary
+from encoders.behaviour import StateConfig, UserState, apply_with_catalog, render_summary
 from encoders.records import Event, InvalidRecord, Item, item_from_dict, parse_event
 
 
@@ -110,13 +110,7 @@ def build_dataset(
     for event in events:
         state = states.get(event.user_id, UserState())
         item = catalogue.get(event.item_id)
-        after = apply_event(
-            state,
-            event,
-            item.category if item else None,
-            item.base_price if item else None,
-            config,
-        )
+        after = apply_with_catalog(state, event, catalogue, config)
         if after is state:  # duplicate event id: the stream drops it too
             continue
         states[event.user_id] = after

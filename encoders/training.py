@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
+from transformers import PreTrainedModel
 
 from encoders.dataset import Dataset, Example
 from encoders.layer_cache import freeze_below, lower_states, upper_forward
@@ -434,7 +435,7 @@ class Trainer:
         return loss
 
 
-def _copy_encoder(encoder: torch.nn.Module) -> torch.nn.Module:
+def _copy_encoder(encoder: PreTrainedModel) -> PreTrainedModel:
     clone = type(encoder)(encoder.config)
     clone.load_state_dict(encoder.state_dict())
     return clone

@@ -45,7 +45,7 @@ from typing import IO
 import orjson
 from tqdm import tqdm
 
-from encoders.behaviour import StateConfig, UserState, apply_event, render_summary
+from encoders.behaviour import StateConfig, UserState, apply_with_catalog, render_summary
 from encoders.records import Event, InvalidRecord, Item, parse_event, parse_item
 from encoders.scorer import BatchScorer
 from pricing.config import CONTROL_ARM, Guardrails, PricingConfig
@@ -370,15 +370,8 @@ def run_backtest(
         since: Counter[str] = Counter()
         pending: list[ScoringRequest] = []
         for event in _events_with_progress(events, config.progress):
-            item = replay.items.get(event.item_id)
             before = states.get(event.user_id, UserState())
-            state = apply_event(
-                before,
-                event,
-                item.category if item else None,
-                item.base_price if item else None,
-                state_config,
-            )
+            state = apply_with_catalog(before, event, replay.items, state_config)
             replay.result.events += 1
             if state is before:
                 replay.result.duplicate_events += 1

@@ -11,7 +11,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from encoders.behaviour import UserState, apply_event, render_summary
+from encoders.behaviour import UserState, apply_with_catalog, render_summary
 from encoders.movielens import convert
 from encoders.records import Event, InvalidRecord, Item, parse_event
 from streams.collect import TopicCollector, latest_recommendations
@@ -35,13 +35,8 @@ def expected_states(
     """Each user's final state, computed offline with the stream's own functions."""
     states: dict[str, UserState] = defaultdict(UserState)
     for event in events:
-        item = items.get(event.item_id)
-        states[event.user_id] = apply_event(
-            states[event.user_id],
-            event,
-            item.category if item else None,
-            item.base_price if item else None,
-            settings.state,
+        states[event.user_id] = apply_with_catalog(
+            states[event.user_id], event, items, settings.state
         )
     return dict(states)
 

@@ -13,7 +13,13 @@ from typing import Any
 
 import faust
 
-from encoders.behaviour import StateConfig, UserState, apply_event, state_from_bytes, state_to_bytes
+from encoders.behaviour import (
+    StateConfig,
+    UserState,
+    apply_with_catalog,
+    state_from_bytes,
+    state_to_bytes,
+)
 from encoders.records import Event, InvalidRecord, parse_event
 from streams.batching import ScoringRequest
 from streams.catalog import Catalog
@@ -29,10 +35,7 @@ def check_key(key: bytes | None, event: Event) -> None:
 
 def advance(state: UserState, event: Event, catalog: Catalog, config: StateConfig) -> UserState:
     """Apply one event with the catalogue's view of its item."""
-    item = catalog.items.get(event.item_id)
-    return apply_event(
-        state, event, item.category if item else None, item.base_price if item else None, config
-    )
+    return apply_with_catalog(state, event, catalog.items, config)
 
 
 def register(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from encoders.behaviour import StateConfig, UserState, apply_event
+from encoders.behaviour import StateConfig, UserState, apply_with_catalog
 from encoders.records import Item, event_from_dict, item_from_dict
 
 GENRES = ["drama", "comedy", "action", "horror", "sci-fi"]
@@ -92,12 +92,7 @@ def expected_states(
     states: dict[str, UserState] = {}
     for raw in evs:
         event = event_from_dict(raw)
-        item = catalog.get(event.item_id)
-        states[event.user_id] = apply_event(
-            states.get(event.user_id, UserState()),
-            event,
-            item.category if item else None,
-            item.base_price if item else None,
-            StateConfig(),
+        states[event.user_id] = apply_with_catalog(
+            states.get(event.user_id, UserState()), event, catalog, StateConfig()
         )
     return states
