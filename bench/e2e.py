@@ -26,7 +26,7 @@ from bench.common import percentile, ratio
 from bench.kafka import Deployment
 from bench.scorer import ScoringPath, SizeResult, paired
 from bench.workload import Workload
-from encoders.behaviour import StateConfig, UserState, apply_event
+from encoders.behaviour import StateConfig, UserState, apply_with_catalog
 from encoders.records import Event, Item
 from encoders.scorer import BatchScorer, ItemIndex
 
@@ -103,18 +103,7 @@ def send_span_ms(stamped: Sequence[tuple[int, dict[str, object]]]) -> float:
 def _states(
     events: Sequence[Event], items: dict[str, Item], config: StateConfig
 ) -> list[tuple[str, UserState]]:
-    out = []
-    for e in events:
-        item = items.get(e.item_id)
-        state = apply_event(
-            UserState(),
-            e,
-            item.category if item else None,
-            item.base_price if item else None,
-            config,
-        )
-        out.append((e.user_id, state))
-    return out
+    return [(e.user_id, apply_with_catalog(UserState(), e, items, config)) for e in events]
 
 
 def run_e2e(

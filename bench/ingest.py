@@ -1,14 +1,18 @@
 """Ingest through Kafka: one worker, scorer disabled, events/s of the ingest agent.
 
 The events are produced before the worker starts, so the producer never
-competes with the worker and start-up is not counted: the rate is taken
-between the first and the last scoring request the agent wrote (one per
-event). The worker runs a tiny random-weight model: with the scorer off the
+competes with the worker and start-up is not counted. The agent writes one
+scoring request per user per batch, carrying how many events it covers;
+once the worker's group has committed every event, the rate is the sum of
+those counts over the time between the first and the last request (broker
+timestamps). The worker runs a tiny random-weight model: with the scorer off the
 model only embeds the catalogue, which would otherwise steal CPU from ingest.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +25,7 @@ from bench.common import ratio
 from bench.kafka import Deployment
 from encoders.model import save_model_dir, tiny_random_model
 from encoders.records import Event, Item
+from streams.local import stop_worker
 
 
 @dataclass(frozen=True)
@@ -31,11 +36,38 @@ class IngestResult:
     processed: int
     seconds: float
     dlq: int
+    noop_events: int
+    noop_seconds: float
+    """The same events through a Faust agent that does nothing with them."""
 
     @property
     def events_per_s(self) -> float:
         """Events through the ingest agent per second."""
         return ratio(self.processed, self.seconds)
+
+    @property
+    def noop_events_per_s(self) -> float:
+        """Events per second Faust alone manages on this machine (the ceiling)."""
+        return ratio(self.noop_events, self.noop_seconds)
+
+
+def run_noop(
+    bootstrap: str, topic: str, expected: int, data_dir: Path, app_id: str, timeout_s: float
+) -> dict[str, float]:
+    """Time :mod:`bench.noop_agent` over ``expected`` events of ``topic``."""
+    args = [bootstrap, topic, str(expected), str(data_dir), app_id]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.noop_agent", *args],
+        capture_output=True,
+        timeout=timeout_s,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
+    if not lines:
+        tail = done.stderr.decode(errors="replace")[-3000:]
+        raise RuntimeError(f"no-op agent failed ({done.returncode}):\n{tail}")
+    return dict(orjson.loads(lines[-1]))
 
 
 def event_records(events: Sequence[Event]) -> list[tuple[bytes, bytes, int | None]]:
@@ -69,15 +101,43 @@ def run_ingest(
                 }
             )
             started = time.monotonic()
-            processed = dep.wait_count("scoring", sent, timeout_s)
-            if processed == 0:
+            if not dep.wait_consumed("events", timeout_s):
+                raise RuntimeError(f"ingest did not finish in {timeout_s:.0f} s:\n{dep.log_tail()}")
+            requests = dep.read("scoring")
+            if not requests:
                 raise RuntimeError(f"ingest produced nothing:\n{dep.log_tail()}")
-            first, last = dep.span_ms("scoring")
+            processed = sum(int(str(obj.get("events", 1))) for _, obj in requests)
+            stamps = [ts for ts, _ in requests]
+            first, last = min(stamps), max(stamps)
             dlq = dep.count("dlq")
             log(
-                f"  {processed}/{sent} events in {(last - first) / 1000:.1f} s "
+                f"  {processed}/{sent} events in {(last - first) / 1000:.1f} s, "
+                f"{len(requests)} scoring requests "
                 f"(worker up {time.monotonic() - started:.0f} s), dlq {dlq}"
             )
-            return IngestResult(sent, processed, max(last - first, 1) / 1000.0, dlq)
+            for proc in dep.workers:
+                stop_worker(proc)
+            dep.workers = []
+            noop = run_noop(
+                bootstrap,
+                dep.topic("events"),
+                sent,
+                root / "noop-data",
+                f"{dep.prefix}noop",
+                timeout_s,
+            )
+            result = IngestResult(
+                sent,
+                processed,
+                max(last - first, 1) / 1000.0,
+                dlq,
+                int(noop["events"]),
+                float(noop["seconds"]),
+            )
+            log(
+                f"  a no-op Faust agent on the same events: {result.noop_events_per_s:,.0f} "
+                f"events/s; ingest runs at {result.events_per_s / result.noop_events_per_s:.2f}x"
+            )
+            return result
         finally:
             dep.close()

@@ -104,6 +104,28 @@ class Deployment:
                     raise RuntimeError(f"worker exited ({proc.returncode}):\n{self.log_tail()}")
             time.sleep(0.5)
 
+    def wait_consumed(self, name: str, timeout_s: float) -> bool:
+        """Poll until the app's consumer group has committed every record of ``name``."""
+        tps = [TopicPartition(self.topic(name), p) for p in range(self.partitions)]
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="recprice-bench")
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if self._offsets is None:
+                    self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+                ends = self._offsets.end_offsets(tps)
+                group = self.settings.app_id
+                done = admin.list_group_offsets({group: tps}).get(group, {})
+                if all(tp in done and done[tp].offset >= ends[tp] for tp in tps):
+                    return True
+                for proc in self.workers:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"worker exited ({proc.returncode}):\n{self.log_tail()}")
+                time.sleep(0.5)
+            return False
+        finally:
+            admin.close()
+
     def span_ms(self, name: str) -> tuple[int, int]:
         """(earliest, latest) record timestamp of a topic, reading only each partition's ends."""
         consumer = KafkaConsumer(

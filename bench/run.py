@@ -184,6 +184,8 @@ def run_bench(
             "processed": ingest.processed,
             "seconds": ingest.seconds,
             "dlq": ingest.dlq,
+            "faust_noop_events_per_s": ingest.noop_events_per_s,
+            "vs_faust_noop": ratio(ingest.events_per_s, ingest.noop_events_per_s),
         },
         "e2e": {
             "saturation_events": e2e.events,
@@ -253,6 +255,10 @@ def report(results: Mapping[str, Any]) -> str:
             ],
             ["batched/single", f"{results['batched_vs_single']:.2f}x"],
             ["ingest events/s", f"{results['ingest_events_per_s']:,.0f}"],
+            [
+                "no-op Faust agent events/s, same events",
+                f"{results['ingest']['faust_noop_events_per_s']:,.0f}",
+            ],
             ["e2e events/s (saturation)", f"{results['e2e_events_per_s']:,.1f}"],
             [
                 "scorer-only users/s, same users",

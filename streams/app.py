@@ -82,6 +82,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         user_state,
         runtime.catalog,
         settings.state,
+        settings.ingest,
         dead_letter,
     )
     experiment_events = topic("experiment_events", partitions=1)

@@ -1,10 +1,10 @@
 """Experiment flow: offers and purchases -> attribution -> arm stats -> bandit shares.
 
 * The outcome agent reads ``price-updates`` and ``purchases`` (valid purchase
-  events forwarded by the ingest agent; both keyed by user, so co-partitioned
-  with its ``last_offers`` table) and attributes each purchase to the latest
-  offer of that (user, item) within the attribution window, publishing the
-  outcome to ``price-outcomes``.
+  events forwarded by the ingest agent, an array per user per batch; both
+  keyed by user, so co-partitioned with its ``last_offers`` table) and
+  attributes each purchase to the latest offer of that (user, item) within
+  the attribution window, publishing the outcome to ``price-outcomes``.
 * Offer counts (from the scorer, per batch) and conversions go to the
   single-partition ``experiment-events`` topic, so one worker owns every arm's
   counters (``arm_stats`` table) and sees the whole experiment.
@@ -25,7 +25,7 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from encoders.records import parse_event
+from encoders.records import event_from_dict
 from pricing.config import CONTROL_ARM, PricingConfig
 from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
 
@@ -122,21 +122,26 @@ def register(
                 offers = orjson.loads(raw) if raw else {}
                 last_offers[user] = orjson.dumps(remember_offer(offers, update))
                 continue
-            purchase = parse_event(event.value)  # validated by the ingest agent
-            raw = last_offers.get(purchase.user_id)
-            shown = (orjson.loads(raw) if raw else {}).get(purchase.item_id)
-            offer = (
-                Offer(purchase.user_id, purchase.item_id, shown[2], shown[0], shown[1], shown[3])
-                if shown
-                else None
-            )
-            credited = attribute(offer, purchase.ts, window_s)
-            if credited is None or shown is None:
-                continue
-            record = outcome_record(credited, shown[4], purchase.ts)
-            await outcomes.send(key=purchase.user_id.encode(), value=orjson.dumps(record))
-            delta = {"arm": credited.arm, "conversions": 1, "revenue": credited.price}
-            await experiment_events.send(key=credited.arm.encode(), value=orjson.dumps(delta))
+            # One message per user per ingest batch: a JSON array of the
+            # purchase events, validated by the ingest agent.
+            for obj in orjson.loads(event.value):
+                purchase = event_from_dict(obj)
+                raw = last_offers.get(purchase.user_id)
+                shown = (orjson.loads(raw) if raw else {}).get(purchase.item_id)
+                offer = (
+                    Offer(
+                        purchase.user_id, purchase.item_id, shown[2], shown[0], shown[1], shown[3]
+                    )
+                    if shown
+                    else None
+                )
+                credited = attribute(offer, purchase.ts, window_s)
+                if credited is None or shown is None:
+                    continue
+                record = outcome_record(credited, shown[4], purchase.ts)
+                await outcomes.send(key=purchase.user_id.encode(), value=orjson.dumps(record))
+                delta = {"arm": credited.arm, "conversions": 1, "revenue": credited.price}
+                await experiment_events.send(key=credited.arm.encode(), value=orjson.dumps(delta))
 
     # Filled by the experiment agent, which runs only on the worker owning the
     # single experiment partition; the timer publishes from it when it changed.

@@ -1,17 +1,29 @@
 """Ingest flow: ``events`` -> validate -> ``user_state`` table -> scoring requests.
 
+Events are taken in batches (``take_events(max_batch, within=max_wait)``)
+and grouped by user: each user's state is read once, every event of the
+batch is applied in order, and the state is written and sent for scoring
+once. That makes the table, its changelog and the scoring topic cost one
+write per user per batch instead of one per event.
+
 Invalid input goes to the DLQ with its original bytes and the reason; a
 duplicate ``event_id`` leaves the state unchanged (Faust may re-deliver up
-to one commit interval after a rebalance or crash).
+to one commit interval after a rebalance or crash). Faust acks a batch's
+events only after this loop body has sent its outputs (at-least-once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import Any
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 import faust
+from faust import streams as faust_streams
 
 from encoders.behaviour import (
     StateConfig,
@@ -20,9 +32,10 @@ from encoders.behaviour import (
     state_from_bytes,
     state_to_bytes,
 )
-from encoders.records import Event, InvalidRecord, parse_event
+from encoders.records import Event, InvalidRecord, Item, parse_event
 from streams.batching import ScoringRequest
 from streams.catalog import Catalog
+from streams.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +46,60 @@ def check_key(key: bytes | None, event: Event) -> None:
         raise InvalidRecord(f"message key {key!r} does not match user_id {event.user_id!r}")
 
 
-def advance(state: UserState, event: Event, catalog: Catalog, config: StateConfig) -> UserState:
-    """Apply one event with the catalogue's view of its item."""
-    return apply_with_catalog(state, event, catalog.items, config)
+@dataclass(frozen=True)
+class GroupResult:
+    """What one user's events of a batch did to their state."""
+
+    state: UserState
+    changed: bool
+    trigger: Event | None
+    """The event the scoring request names: the last one applied, or a re-delivered
+    latest event (the crash may have come between the table write and the send);
+    None when every event was an old duplicate or failed."""
+    purchases: tuple[int, ...]
+    """Positions (in the group) of purchases that changed the state."""
+    failures: tuple[tuple[int, str], ...]
+    """(position, reason) of events that could not be applied."""
+
+
+def apply_group(
+    state: UserState, events: Sequence[Event], items: Mapping[str, Item], config: StateConfig
+) -> GroupResult:
+    """Apply one user's events in order; pure, so it is the same offline and in the stream."""
+    start = state
+    trigger: Event | None = None
+    purchases: list[int] = []
+    failures: list[tuple[int, str]] = []
+    for position, event in enumerate(events):
+        try:
+            new = apply_with_catalog(state, event, items, config)
+        except Exception as exc:  # noqa: BLE001 - one bad record must not stop the others
+            failures.append((position, f"internal error: {exc!r}"))
+            continue
+        if new is not state:
+            state, trigger = new, event
+            if event.type == "purchase":
+                purchases.append(position)
+        elif state.last_event_id == event.event_id:
+            trigger = event
+    return GroupResult(state, state is not start, trigger, tuple(purchases), tuple(failures))
+
+
+@contextlib.contextmanager
+def acting_for(event: faust.types.EventT) -> Iterator[None]:
+    """Make Faust's table calls resolve against ``event``'s partition.
+
+    Faust's RocksDB store and changelog pick the partition of the *current
+    event*; in a batch that is whichever event came last, so without this a
+    user's state would be read from and written to another partition's
+    store and changelog. Faust 0.15 keeps the current event in this
+    context variable (a weak reference).
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 def register(
@@ -46,40 +110,54 @@ def register(
     user_state: Any,
     catalog: Catalog,
     config: StateConfig,
+    settings: IngestSettings,
     dead_letter: Any,
 ) -> faust.types.AgentT:
     """Attach the ingest agent to ``app``."""
 
+    async def reject(event: faust.types.EventT, reason: str) -> None:
+        message = event.message
+        await dead_letter(message.topic, message.partition, message.offset, event.value, reason)
+
     async def ingest(stream: faust.StreamT) -> None:
         await catalog.ready.wait()
-        async for event in stream.events():
-            message = event.message
-            raw = event.value
-            try:
-                parsed = parse_event(raw)
-                check_key(message.key, parsed)
-            except InvalidRecord as exc:
-                await dead_letter(message.topic, message.partition, message.offset, raw, str(exc))
-                continue
-            try:
-                state = state_from_bytes(user_state.get(parsed.user_id))
-                new = advance(state, parsed, catalog, config)
-            except Exception as exc:  # noqa: BLE001 - one bad record must not stop the worker
-                log.exception("could not apply event %s", parsed.event_id)
-                reason = f"internal error: {exc!r}"
-                await dead_letter(message.topic, message.partition, message.offset, raw, reason)
-                continue
-            if new is state and state.last_event_id != parsed.event_id:
-                continue
-            if new is not state:
-                user_state[parsed.user_id] = state_to_bytes(new)
-                if parsed.type == "purchase":  # for attribution to the offer shown
-                    await purchases.send(key=message.key, value=raw)
-            # A re-delivered latest event re-sends its request: the crash may
-            # have come between the table write and this send.
-            request = ScoringRequest(
-                parsed.user_id, new, parsed.event_id, parsed.ts, int(time.time() * 1000)
-            )
-            await scoring.send(key=parsed.user_id.encode(), value=request.to_bytes())
+        # ``take_events`` exists on Faust's Stream but not on its StreamT interface.
+        batches = cast(faust.Stream, stream).take_events(
+            settings.max_batch, within=settings.max_wait_s
+        )
+        async for batch in batches:
+            received_ms = int(time.time() * 1000)
+            by_user: dict[str, list[tuple[faust.types.EventT, Event]]] = {}
+            for event in batch:
+                try:
+                    parsed = parse_event(event.value)
+                    check_key(event.message.key, parsed)
+                except InvalidRecord as exc:
+                    await reject(event, str(exc))
+                    continue
+                by_user.setdefault(parsed.user_id, []).append((event, parsed))
+            for user_id, group in by_user.items():
+                with acting_for(group[-1][0]):
+                    before = state_from_bytes(user_state.get(user_id))
+                    result = apply_group(before, [p for _, p in group], catalog.items, config)
+                    if result.changed:
+                        user_state[user_id] = state_to_bytes(result.state)
+                for position, reason in result.failures:
+                    log.error("could not apply event %s: %s", group[position][1].event_id, reason)
+                    await reject(group[position][0], reason)
+                key = user_id.encode()
+                if result.purchases:  # for attribution to the offers shown
+                    bought = b",".join(bytes(group[i][0].value) for i in result.purchases)
+                    await purchases.send(key=key, value=b"[" + bought + b"]")
+                if result.trigger is not None:
+                    request = ScoringRequest(
+                        user_id,
+                        result.state,
+                        result.trigger.event_id,
+                        result.trigger.ts,
+                        received_ms,
+                        events=len(group),
+                    )
+                    await scoring.send(key=key, value=request.to_bytes())
 
     return app.agent(events, name="ingest")(ingest)

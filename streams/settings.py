@@ -84,6 +84,17 @@ class WorkerSettings(BaseModel):
     log_level: str = Field("warning", description="Faust/aiokafka log level.")
 
 
+class IngestSettings(BaseModel):
+    """Batching of input events: one state read and write per user per batch."""
+
+    model_config = _FROZEN
+
+    max_batch: int = Field(1000, ge=1, le=100_000, description="Most events per ingest batch.")
+    max_wait_s: float = Field(
+        0.01, gt=0, le=10.0, description="Longest wait to fill an ingest batch (adds to latency)."
+    )
+
+
 class ScorerSettings(BaseModel):
     """Micro-batching of users into the user tower."""
 
@@ -124,6 +135,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(KafkaSettings(), description="Broker.")
     topics: TopicNames = Field(TopicNames(), description="Topic names.")
     worker: WorkerSettings = Field(WorkerSettings(), description="Worker.")
+    ingest: IngestSettings = Field(IngestSettings(), description="Ingest batching.")
     scorer: ScorerSettings = Field(ScorerSettings(), description="Scorer.")
     state: StateConfig = Field(StateConfig(), description="User state.")
     encoder: EncoderConfig = Field(EncoderConfig(), description="Model.")
