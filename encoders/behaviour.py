@@ -7,6 +7,7 @@ offline training replays events through the very same :func:`apply_event` and
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 from collections.abc import Callable, Mapping
@@ -88,9 +89,14 @@ class UserState:
         return frozenset(self.purchased) | {e.item_id for e in self.recent}
 
 
+KEY_BYTES = 6
+"""Width of an :func:`event_key` digest."""
+
+
 def event_key(event_id: str) -> int:
     """Return a 48-bit digest of an event id: small to store, collisions negligible."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=6).digest(), "big")
+    digest = hashlib.blake2b(event_id.encode(), digest_size=KEY_BYTES).digest()
+    return int.from_bytes(digest, "big")
 
 
 def _decay(weight: float, dt_ms: int, half_life_hours: float) -> float:
@@ -201,12 +207,25 @@ def render_summary(
     return "; ".join(parts) + "."
 
 
+def pack_keys(keys: tuple[int, ...]) -> str:
+    """Event-id digests as one base64 string: 8 characters each instead of ~16 as JSON ints."""
+    return base64.b64encode(b"".join(k.to_bytes(KEY_BYTES, "big") for k in keys)).decode()
+
+
+def unpack_keys(packed: str) -> tuple[int, ...]:
+    """Inverse of :func:`pack_keys`."""
+    raw = base64.b64decode(packed)
+    return tuple(
+        int.from_bytes(raw[i : i + KEY_BYTES], "big") for i in range(0, len(raw), KEY_BYTES)
+    )
+
+
 def state_to_obj(state: UserState) -> dict[str, Any]:
     """JSON object of a state; short keys keep users small, floats round-trip exactly."""
     return {
         "v": state.version,
         "r": [[e.type, e.item_id, e.ts, e.rating] for e in state.recent],
-        "s": state.seen,
+        "s": pack_keys(state.seen),
         "p": state.purchased,
         "c": state.categories,
         "pw": state.price_weight,
@@ -234,7 +253,7 @@ def state_from_obj(obj: dict[str, Any]) -> UserState:
     return UserState(
         version=obj["v"],
         recent=tuple(RecentEvent(t, i, ts, r) for t, i, ts, r in obj["r"]),
-        seen=tuple(obj["s"]),
+        seen=unpack_keys(obj["s"]),
         purchased=tuple(obj["p"]),
         categories=dict(obj["c"]),
         price_weight=obj["pw"],
