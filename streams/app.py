@@ -90,7 +90,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     shares = SharesHolder(settings.pricing.initial_shares())
     if settings.scorer.enabled:
         out = scoring.ScorerTopics(
-            recommendations, price_updates, topic("audit"), experiment_events
+            recommendations, price_updates, topic("offers"), topic("audit"), experiment_events
         )
         scoring.register(
             app,
@@ -103,18 +103,19 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             settings.scorer,
         )
         offer_sources = raw_topic(
-            app, settings.topics.name("price_updates"), settings.topics.name("purchases")
+            app, settings.topics.name("offers"), settings.topics.name("purchases")
         )
         experiment.register(
             app,
             offer_sources,
-            settings.topics.name("price_updates"),
+            settings.topics.name("offers"),
             topic("outcomes"),
             experiment_events,
             experiment_shares,
             settings.pricing,
             settings.experiment.bandit_interval_s,
             kafka.partitions,
+            settings.ingest,
         )
 
         @app.task

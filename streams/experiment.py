@@ -1,10 +1,11 @@
 """Experiment flow: offers and purchases -> attribution -> arm stats -> bandit shares.
 
-* The outcome agent reads ``price-updates`` and ``purchases`` (valid purchase
-  events forwarded by the ingest agent, an array per user per batch; both
-  keyed by user, so co-partitioned with its ``last_offers`` table) and
+* The outcome agent reads ``offers`` (the scorer's price updates, an array
+  per user per scoring batch) and ``purchases`` (valid purchase events
+  forwarded by the ingest agent, an array per user per ingest batch); both
+  are keyed by user, so co-partitioned with its ``last_offers`` table. It
   attributes each purchase to the latest offer of that (user, item) within
-  the attribution window, publishing the outcome to ``price-outcomes``.
+  the attribution window and publishes the outcome to ``price-outcomes``.
 * Offer counts (from the scorer, per batch) and conversions go to the
   single-partition ``experiment-events`` topic, so one worker owns every arm's
   counters (``arm_stats`` table) and sees the whole experiment.
@@ -18,16 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from encoders.records import event_from_dict
+from encoders.records import Event, event_from_dict
 from pricing.config import CONTROL_ARM, PricingConfig
 from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
+from streams.current_event import acting_for
+from streams.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,33 @@ def outcome_record(offer: Offer, base_price: float, purchase_ts: int) -> dict[st
     }
 
 
+OfferOrPurchase = Mapping[str, Any] | Event
+"""A price-update record (decoded) or a purchase event."""
+
+
+def settle_user(
+    offers: dict[str, list[Any]], inputs: Sequence[OfferOrPurchase], window_s: float
+) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
+    """Apply one user's offers and purchases in order (pure).
+
+    Return the offers to keep and the outcome record of every purchase
+    attributed to the latest offer of its item within ``window_s``.
+    """
+    credited: list[dict[str, Any]] = []
+    for item in inputs:
+        if not isinstance(item, Event):
+            offers = remember_offer(offers, item)
+            continue
+        shown = offers.get(item.item_id)
+        if shown is None:
+            continue
+        offer = Offer(item.user_id, item.item_id, shown[2], shown[0], shown[1], shown[3])
+        attributed = attribute(offer, item.ts, window_s)
+        if attributed is not None:
+            credited.append(outcome_record(attributed, shown[4], item.ts))
+    return offers, credited
+
+
 def add_stats(stats: ArmStats, delta: Mapping[str, Any]) -> ArmStats:
     """Counters after one ``experiment-events`` record (pure)."""
     return ArmStats(
@@ -85,13 +115,14 @@ def add_stats(stats: ArmStats, delta: Mapping[str, Any]) -> ArmStats:
 def register(
     app: faust.App,
     offer_sources: faust.TopicT,
-    price_updates_name: str,
+    offers_name: str,
     outcomes: faust.TopicT,
     experiment_events: faust.TopicT,
     experiment_shares: faust.TopicT,
     pricing: PricingConfig,
     bandit_interval_s: float,
     partitions: int,
+    batching: IngestSettings,
 ) -> None:
     """Attach the outcome and experiment agents to ``app``."""
     last_offers = app.Table(
@@ -113,35 +144,37 @@ def register(
     window_s = pricing.attribution_window_s
 
     async def outcome(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            message = event.message
-            if message.topic == price_updates_name:
-                update = orjson.loads(event.value)
-                user = str(update["user_id"])
-                raw = last_offers.get(user)
-                offers = orjson.loads(raw) if raw else {}
-                last_offers[user] = orjson.dumps(remember_offer(offers, update))
-                continue
-            # One message per user per ingest batch: a JSON array of the
-            # purchase events, validated by the ingest agent.
-            for obj in orjson.loads(event.value):
-                purchase = event_from_dict(obj)
-                raw = last_offers.get(purchase.user_id)
-                shown = (orjson.loads(raw) if raw else {}).get(purchase.item_id)
-                offer = (
-                    Offer(
-                        purchase.user_id, purchase.item_id, shown[2], shown[0], shown[1], shown[3]
-                    )
-                    if shown
-                    else None
-                )
-                credited = attribute(offer, purchase.ts, window_s)
-                if credited is None or shown is None:
+        # Batched like ingest: one table write per user per batch instead of one
+        # per offer keeps this agent off the cores the scorer's forward pass needs.
+        batches = cast(faust.Stream, stream).take_events(
+            batching.max_batch, within=batching.max_wait_s
+        )
+        async for batch in batches:
+            by_user: dict[str, list[tuple[faust.types.EventT, OfferOrPurchase]]] = {}
+            for event in batch:
+                if event.message.topic == offers_name:
+                    # One message per user per scoring batch: that batch's price updates.
+                    for update in orjson.loads(event.value):
+                        by_user.setdefault(str(update["user_id"]), []).append((event, update))
                     continue
-                record = outcome_record(credited, shown[4], purchase.ts)
-                await outcomes.send(key=purchase.user_id.encode(), value=orjson.dumps(record))
-                delta = {"arm": credited.arm, "conversions": 1, "revenue": credited.price}
-                await experiment_events.send(key=credited.arm.encode(), value=orjson.dumps(delta))
+                # One message per user per ingest batch: a JSON array of the
+                # purchase events, validated by the ingest agent.
+                for obj in orjson.loads(event.value):
+                    purchase = event_from_dict(obj)
+                    by_user.setdefault(purchase.user_id, []).append((event, purchase))
+            for user, group in by_user.items():
+                with acting_for(group[-1][0]):
+                    raw = last_offers.get(user)
+                    before = orjson.loads(raw) if raw else {}
+                    after, credited = settle_user(before, [i for _, i in group], window_s)
+                    if after != before:
+                        last_offers[user] = orjson.dumps(after)
+                for record in credited:
+                    await outcomes.send(key=user.encode(), value=orjson.dumps(record))
+                    delta = {"arm": record["arm"], "conversions": 1, "revenue": record["revenue"]}
+                    await experiment_events.send(
+                        key=str(record["arm"]).encode(), value=orjson.dumps(delta)
+                    )
 
     # Filled by the experiment agent, which runs only on the worker owning the
     # single experiment partition; the timer publishes from it when it changed.

@@ -14,16 +14,13 @@ events only after this loop body has sent its outputs (at-least-once).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-from faust import streams as faust_streams
 
 from encoders.behaviour import (
     StateConfig,
@@ -35,6 +32,7 @@ from encoders.behaviour import (
 from encoders.records import Event, InvalidRecord, Item, parse_event
 from streams.batching import ScoringRequest
 from streams.catalog import Catalog
+from streams.current_event import acting_for
 from streams.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -83,23 +81,6 @@ def apply_group(
         elif state.last_event_id == event.event_id:
             trigger = event
     return GroupResult(state, state is not start, trigger, tuple(purchases), tuple(failures))
-
-
-@contextlib.contextmanager
-def acting_for(event: faust.types.EventT) -> Iterator[None]:
-    """Make Faust's table calls resolve against ``event``'s partition.
-
-    Faust's RocksDB store and changelog pick the partition of the *current
-    event*; in a batch that is whichever event came last, so without this a
-    user's state would be read from and written to another partition's
-    store and changelog. Faust 0.15 keeps the current event in this
-    context variable (a weak reference).
-    """
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
 
 
 def register(

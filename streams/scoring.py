@@ -144,6 +144,7 @@ class ScorerTopics:
 
     recommendations: faust.TopicT
     price_updates: faust.TopicT
+    offers: faust.TopicT
     audit: faust.TopicT
     experiment_events: faust.TopicT
 
@@ -152,6 +153,7 @@ class ScorerTopics:
         return ScorerTopicNames(
             self.recommendations.get_topic_name(),
             self.price_updates.get_topic_name(),
+            self.offers.get_topic_name(),
             self.audit.get_topic_name(),
         )
 
@@ -162,6 +164,7 @@ class ScorerTopicNames:
 
     recommendations: str
     price_updates: str
+    offers: str
     audit: str
 
 
@@ -211,9 +214,11 @@ def register(
             )
             offers[arm] += len(decisions)
             scores = dict(user_ranked)
+            updates = []
             for decision in decisions:
                 memory.put(request.user_id, decision.item_id, decision.price, now_ms / 1000)
                 update = decision.to_record(request.user_id, now_ms)
+                updates.append(update)
                 records.append((names.price_updates, key, orjson.dumps(update)))
                 category = catalog.items[decision.item_id].category
                 audit = audit_record(
@@ -227,6 +232,8 @@ def register(
                     now_ms,
                 )
                 records.append((names.audit, key, orjson.dumps(audit)))
+            # The outcome agent reads one record per user per batch, not ten.
+            records.append((names.offers, key, orjson.dumps(updates)))
         return records, offers
 
     async def score(stream: faust.StreamT) -> None:

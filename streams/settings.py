@@ -57,6 +57,9 @@ class TopicNames(BaseModel):
     purchases: str = Field(
         "purchases", description="Internal: valid purchase events, for attribution."
     )
+    offers: str = Field(
+        "offers", description="Internal: each user's price updates of one batch, for attribution."
+    )
     audit: str = Field("price-audit", description="Every offer with all its inputs.")
     outcomes: str = Field("price-outcomes", description="Purchases attributed to offers.")
     experiment_events: str = Field(
@@ -85,7 +88,7 @@ class WorkerSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
-    """Batching of input events: one state read and write per user per batch."""
+    """Batching of the ingest and outcome agents: one table read and write per user per batch."""
 
     model_config = _FROZEN
 

@@ -34,6 +34,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
         "dlq",
         "scoring",
         "purchases",
+        "offers",
         "audit",
         "outcomes",
         "experiment_events",

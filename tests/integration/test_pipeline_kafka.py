@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import orjson
 import pytest
 
@@ -21,8 +23,14 @@ def wait_for_users(pipe: Pipeline, expected: dict, extra_dlq: int = 0, timeout_s
 
     def done() -> bool:
         latest = latest_recommendations(collector.records[names[0]])
+        # A batch's records reach their topics in any order: wait for the
+        # final recommendation's price updates too (same user, same ts).
+        priced = Counter((p["user_id"], p["ts"]) for p in collector.records[names[1]])
         return len(collector.records[names[2]]) >= extra_dlq and all(
-            u in latest and latest[u]["state_version"] >= s.version for u, s in expected.items()
+            u in latest
+            and latest[u]["state_version"] >= s.version
+            and priced[(u, latest[u]["ts"])] >= len(latest[u]["items"])
+            for u, s in expected.items()
         )
 
     ok = collector.until(done, timeout_s)
@@ -154,6 +162,7 @@ def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipe
     )
     names = [pipeline.topic(t) for t in ("price_updates", "audit")]
     collector = TopicCollector(pipeline.bootstrap, names)
+
     def offered_and_audited() -> bool:
         updates, audits = collector.records[names[0]], collector.records[names[1]]
         return {r["user_id"] for r in updates} >= set(users) and len(audits) == len(updates)
