@@ -83,14 +83,24 @@ class Deployment:
         path = self.root / "worker.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
-    def count(self, name: str) -> int:
-        """Records in a topic (sum of end offsets; our topics are never compacted or trimmed)."""
+    def _partitions(self, name: str) -> list[TopicPartition]:
+        return [TopicPartition(self.topic(name), p) for p in range(self.partitions)]
+
+    def _end_offsets(self, name: str) -> dict[TopicPartition, int]:
         # One long-lived client: a new one per poll would cost the worker CPU it
         # is being measured on.
         if self._offsets is None:
             self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
-        tps = [TopicPartition(self.topic(name), p) for p in range(self.partitions)]
-        return sum(self._offsets.end_offsets(tps).values())
+        return dict(self._offsets.end_offsets(self._partitions(name)))
+
+    def _check_workers(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited ({proc.returncode}):\n{self.log_tail()}")
+
+    def count(self, name: str) -> int:
+        """Records in a topic (sum of end offsets; our topics are never compacted or trimmed)."""
+        return sum(self._end_offsets(name).values())
 
     def wait_count(self, name: str, target: int, timeout_s: float) -> int:
         """Poll until ``name`` holds ``target`` records or the time is up; return the count."""
@@ -99,59 +109,25 @@ class Deployment:
             got = self.count(name)
             if got >= target or time.monotonic() > deadline:
                 return got
-            for proc in self.workers:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"worker exited ({proc.returncode}):\n{self.log_tail()}")
+            self._check_workers()
             time.sleep(0.5)
 
     def wait_consumed(self, name: str, timeout_s: float) -> bool:
         """Poll until the app's consumer group has committed every record of ``name``."""
-        tps = [TopicPartition(self.topic(name), p) for p in range(self.partitions)]
+        group = self.settings.app_id
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="recprice-bench")
         try:
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
-                if self._offsets is None:
-                    self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
-                ends = self._offsets.end_offsets(tps)
-                group = self.settings.app_id
-                done = admin.list_group_offsets({group: tps}).get(group, {})
-                if all(tp in done and done[tp].offset >= ends[tp] for tp in tps):
+                ends = self._end_offsets(name)
+                done = admin.list_group_offsets({group: list(ends)}).get(group, {})
+                if all(tp in done and done[tp].offset >= end for tp, end in ends.items()):
                     return True
-                for proc in self.workers:
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"worker exited ({proc.returncode}):\n{self.log_tail()}")
+                self._check_workers()
                 time.sleep(0.5)
             return False
         finally:
             admin.close()
-
-    def span_ms(self, name: str) -> tuple[int, int]:
-        """(earliest, latest) record timestamp of a topic, reading only each partition's ends."""
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
-        )
-        try:
-            tps = [TopicPartition(self.topic(name), p) for p in range(self.partitions)]
-            begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
-            stamps: list[int] = []
-            for tp in tps:
-                for offset in {begins[tp], ends[tp] - 1}:
-                    if offset < begins[tp]:
-                        continue
-                    consumer.assign([tp])
-                    consumer.seek(tp, offset)
-                    records: list[int] = []
-                    deadline = time.monotonic() + 10
-                    while not records and time.monotonic() < deadline:
-                        for messages in consumer.poll(timeout_ms=500, max_records=1).values():
-                            records += [m.timestamp for m in messages]
-                    stamps += records[:1]
-            if not stamps:
-                raise RuntimeError(f"topic {name} is empty")
-            return min(stamps), max(stamps)
-        finally:
-            consumer.close()
 
     def read(self, name: str) -> list[tuple[int, dict[str, object]]]:
         """Every record of a topic as (broker timestamp ms, JSON object)."""
@@ -159,7 +135,7 @@ class Deployment:
             bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
         )
         try:
-            tps = [TopicPartition(self.topic(name), p) for p in range(self.partitions)]
+            tps = self._partitions(name)
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             ends = consumer.end_offsets(tps)

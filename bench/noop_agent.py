@@ -19,6 +19,7 @@ import faust
 import orjson
 
 from streams.settings import IngestSettings
+from streams.worker import quiet_worker
 
 
 def build(bootstrap: str, topic_name: str, expected: int, data_dir: str, app_id: str) -> faust.App:
@@ -56,9 +57,7 @@ def main(argv: list[str]) -> None:
     """Run the no-op worker until it has seen the expected events."""
     bootstrap, topic_name, expected, data_dir, app_id = argv
     app: Any = build(bootstrap, topic_name, int(expected), data_dir, app_id)
-    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
-    worker.spinner = None  # see streams/worker.py
-    worker.execute_from_commandline()
+    quiet_worker(app, "warning", redirect_stdouts=False).execute_from_commandline()
 
 
 if __name__ == "__main__":

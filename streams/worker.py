@@ -18,8 +18,15 @@ def run_worker(settings: Settings) -> None:
     create_topics(settings)
     runtime = Runtime.create(settings.encoder)
     app = create_app(settings, runtime)
-    worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True)
-    # Faust's terminal spinner sets the root logger to DEBUG, so every debug
-    # call in faust and aiokafka builds a log record: 5% of ingest CPU.
+    quiet_worker(app, settings.worker.log_level).execute_from_commandline()
+
+
+def quiet_worker(app: faust.App, log_level: str, redirect_stdouts: bool = True) -> faust.Worker:
+    """Return a Faust worker without its terminal spinner.
+
+    The spinner sets the root logger to DEBUG, so every debug call in faust and
+    aiokafka would build a log record: 5% of the ingest worker's CPU.
+    """
+    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=redirect_stdouts)
     worker.spinner = None
-    worker.execute_from_commandline()
+    return worker
