@@ -18,6 +18,7 @@ from bench.ingest import run_ingest
 from bench.scorer import ScoringPath, run_sizes
 from bench.state import run_state
 from bench.workload import load_workload
+from encoders.precision import describe
 from encoders.scorer import BatchScorer
 from streams.runtime import load_model
 from streams.settings import Settings
@@ -55,9 +56,10 @@ def default_out() -> Path:
 
 def describe_device(scorer: BatchScorer) -> str:
     """What ran the towers: GPU name, or CPU model with torch's thread count."""
+    mode = describe(scorer.device, scorer.config.precision)
     if scorer.device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(scorer.device)} (bf16 autocast)"
-    return f"cpu: {describe_cpu()}, torch threads {torch.get_num_threads()} (float32)"
+        return f"cuda: {torch.cuda.get_device_name(scorer.device)} ({mode})"
+    return f"cpu: {describe_cpu()}, torch threads {torch.get_num_threads()} ({mode})"
 
 
 def targets(results: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:

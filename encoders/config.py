@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from encoders.precision import Precision
+
 
 class EncoderConfig(BaseModel):
     """Which model scores users, and how it runs."""
@@ -20,6 +22,11 @@ class EncoderConfig(BaseModel):
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where the towers run; auto picks CUDA when present."
+    )
+    precision: Precision = Field(
+        "auto",
+        description="Tower number format: bf16 autocast, float32, or auto "
+        "(bf16 on CUDA and on CPUs with native bf16, float32 elsewhere).",
     )
     cpu_threads: int = Field(0, ge=0, le=256, description="torch CPU threads; 0 = torch default.")
     user_max_length: int = Field(128, ge=8, le=512, description="Token budget of a user summary.")

@@ -23,8 +23,9 @@ from encoders.config import EncoderConfig
 from encoders.dataset import Dataset, Example
 from encoders.metrics import mask_rows, summarize, target_ranks
 from encoders.model import Recommender
+from encoders.precision import Precision, autocast_for
 from encoders.scorer import BatchScorer, resolve_device
-from encoders.training import HISTORY_FILE, autocast_for, encode_items
+from encoders.training import HISTORY_FILE, encode_items
 
 K = 10
 
@@ -39,6 +40,7 @@ class Scorer:
     item_vectors: torch.Tensor | None
     item_rows: torch.Tensor | None
     user_max_length: int
+    precision: Precision = "auto"
     batch_size: int = 256
     use_item_features: bool = True
 
@@ -61,8 +63,8 @@ class Scorer:
                 return_tensors="pt",
             )
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-            # bf16 autocast on CUDA for the tower, as the serving scorer runs it.
-            with torch.no_grad(), autocast_for(device):
+            # The tower's number format is the serving scorer's (same config).
+            with torch.no_grad(), autocast_for(device, self.precision):
                 vectors = self.model.user_tower(ids, mask).embedding.float()
             self.users_seen.update(zip(missing, vectors, strict=True))
         return torch.stack([self.users_seen[e.summary] for e in examples])
@@ -88,7 +90,7 @@ def make_scorer(
         minlength=len(dataset.items),
     )
     if model is None:
-        return Scorer(None, counts, None, None, config.user_max_length)
+        return Scorer(None, counts, None, None, config.user_max_length, config.precision)
     model = model.to(device).eval()
     item_ids = tuple(item.item_id for item in dataset.items)
     vectors = encode_items(
@@ -96,6 +98,7 @@ def make_scorer(
         model.tokenizer,
         [item.text() for item in dataset.items],
         model.spec.item_max_length or config.item_max_length,
+        config.precision,
     )
     return Scorer(
         model,
@@ -103,6 +106,7 @@ def make_scorer(
         vectors,
         model.head.rows_for(item_ids),
         model.spec.user_max_length or config.user_max_length,
+        config.precision,
     )
 
 

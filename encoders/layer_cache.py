@@ -62,19 +62,26 @@ def lower_states(
     device = next(tower.parameters()).device
     was_training = tower.training
     tower.eval()
-    chunks = []
-    starts = range(0, input_ids.shape[0], batch_size)
+    # Filled in place: concatenating chunks would hold the cache twice at peak.
+    rows, width = input_ids.shape
+    states = torch.zeros(rows, width, tower.dim, dtype=dtype)
+    # Chunks of similar length, each cut to its longest row: padding past it
+    # is masked everywhere downstream, so its cached states stay zero.
+    lengths = attention_mask.sum(1)
+    order = lengths.argsort()
+    chunks = [order[start : start + batch_size] for start in range(0, rows, batch_size)]
     with torch.no_grad():
-        for start in tqdm(starts, desc="cache lower layers", disable=not progress):
-            ids = input_ids[start : start + batch_size].to(device)
-            mask = attention_mask[start : start + batch_size].to(device)
+        for index in tqdm(chunks, desc="cache lower layers", disable=not progress):
+            used = int(lengths[index].max())
+            ids = input_ids[index, :used].to(device)
+            mask = attention_mask[index, :used].to(device)
             hidden = _embeddings(tower)(input_ids=ids)
             extended = _extended_mask(tower, mask, hidden.dtype)
             for layer in list(_layers(tower))[:split]:
                 hidden = layer(hidden, attention_mask=extended)[0]
-            chunks.append(hidden.to(dtype).cpu())
+            states[index, :used] = hidden.to(dtype).cpu()
     tower.train(was_training)
-    return torch.cat(chunks)
+    return states
 
 
 def upper_forward(

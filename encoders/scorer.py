@@ -16,6 +16,7 @@ import torch
 
 from encoders.config import EncoderConfig
 from encoders.model import Recommender
+from encoders.precision import autocast_for
 
 
 def resolve_device(config: EncoderConfig) -> torch.device:
@@ -74,14 +75,8 @@ class BatchScorer:
 
     @contextlib.contextmanager
     def _mode(self) -> Iterator[None]:
-        # bf16 autocast on CUDA halves memory traffic; CPU stays in float32,
-        # where bf16 matmuls are slower on most server cores.
-        with torch.inference_mode():
-            if self.device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    yield
-            else:
-                yield
+        with torch.inference_mode(), autocast_for(self.device, self.config.precision):
+            yield
 
     def _encode(self, texts: Sequence[str], max_length: int, *, user: bool) -> torch.Tensor:
         # One batch padded to its longest: sorting into length buckets measured

@@ -17,7 +17,6 @@ Recipe, sized for a 2-core CPU (and faster on a GPU when present):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import random
@@ -45,6 +44,7 @@ from encoders.model import (
     save_item_index,
     save_model_dir,
 )
+from encoders.precision import Precision, autocast_for, uses_bf16
 from encoders.scorer import catalogue_version
 
 HISTORY_FILE = "training.json"
@@ -84,6 +84,9 @@ class TrainConfig(BaseModel):
     temperature: float = Field(0.05, gt=0, le=1, description="Initial softmax temperature.")
     eval_batch_size: int = Field(256, ge=1, description="Users per validation forward pass.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
+    precision: Precision = Field(
+        "auto", description="bf16 autocast, float32, or auto (bf16 where the hardware has it)."
+    )
     threads: int = Field(0, ge=0, le=256, description="torch CPU threads; 0 = torch default.")
     progress: bool = Field(True, description="Show tqdm progress bars.")
 
@@ -192,18 +195,12 @@ def _device(config: TrainConfig) -> torch.device:
     return torch.device("cpu")
 
 
-def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[None]:
-    """bf16 autocast on CUDA (as the serving scorer does), nothing elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def encode_items(
     tower: TextTower,
     tokenizer: Callable[..., dict[str, torch.Tensor]],
     texts: Sequence[str],
     max_length: int,
+    precision: Precision = "auto",
     batch_size: int = 256,
 ) -> torch.Tensor:
     """Item tower vectors of ``texts`` (no grad), on the tower's device."""
@@ -219,7 +216,7 @@ def encode_items(
                 return_tensors="pt",
             )
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-            with autocast_for(device):
+            with autocast_for(device, precision):
                 chunks.append(tower(ids, mask).embedding.float())
     return torch.cat(chunks) if chunks else torch.zeros(0, tower.dim, device=device)
 
@@ -274,6 +271,7 @@ class Trainer:
             self.model.tokenizer,
             [item.text() for item in dataset.items],
             config.item_max_length,
+            config.precision,
         )
 
     def _encode(self, summaries: Sequence[str]) -> _Encoded:
@@ -284,15 +282,21 @@ class Trainer:
             max_length=self.config.user_max_length,
             return_tensors="pt",
         )
-        dtype = torch.float32 if self.device.type == "cuda" else torch.float16
-        hidden = lower_states(
-            self.model.user_tower,
-            batch["input_ids"],
-            batch["attention_mask"],
-            self.split,
-            dtype=dtype,
-            progress=self.config.progress,
-        )
+        # Cached states are stored in the format the upper layers compute in;
+        # float16 halves the float32 cache's memory at no cost in accuracy.
+        if uses_bf16(self.device, self.config.precision):
+            dtype = torch.bfloat16
+        else:
+            dtype = torch.float32 if self.device.type == "cuda" else torch.float16
+        with autocast_for(self.device, self.config.precision):
+            hidden = lower_states(
+                self.model.user_tower,
+                batch["input_ids"],
+                batch["attention_mask"],
+                self.split,
+                dtype=dtype,
+                progress=self.config.progress,
+            )
         return _Encoded(batch["attention_mask"], hidden)
 
     def _users(self, encoded: _Encoded, index: torch.Tensor) -> torch.Tensor:
@@ -300,7 +304,7 @@ class Trainer:
         # Trim padding shared by the whole batch: same result, fewer tokens.
         width = int(mask.sum(1).max())
         hidden = encoded.hidden[index][:, :width].to(self.device)
-        with autocast_for(self.device):
+        with autocast_for(self.device, self.config.precision):
             return upper_forward(self.model.user_tower, hidden, mask[:, :width], self.split)
 
     def validate(self, encoded: _Encoded, examples: Sequence[Example]) -> list[int]:
@@ -414,7 +418,7 @@ class Trainer:
         users = self._users(cache, index)
         batch_targets = targets[index]
         head = self.model.head
-        with autocast_for(self.device):
+        with autocast_for(self.device, self.config.precision):
             if self.config.loss == "full":
                 logits = head(users, self.item_vectors)
                 loss = full_softmax_loss(logits.float(), batch_targets.to(self.device))
@@ -462,7 +466,11 @@ def save_trained(result: TrainResult, dataset: Dataset, config: TrainConfig, out
     texts = dataset.item_texts()
     ids = tuple(item_id for item_id, _ in texts)
     vectors = encode_items(
-        model.item_tower, model.tokenizer, [t for _, t in texts], config.item_max_length
+        model.item_tower,
+        model.tokenizer,
+        [t for _, t in texts],
+        config.item_max_length,
+        config.precision,
     )
     save_item_index(out, ids, vectors, catalogue_version(texts))
     (out / HISTORY_FILE).write_text(

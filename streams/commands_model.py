@@ -76,6 +76,9 @@ def train(
         int, typer.Option(help="torch CPU threads; 0 = default.")
     ] = DEFAULTS.threads,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = DEFAULTS.device,
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 where the hardware has it) | bf16 | fp32")
+    ] = DEFAULTS.precision,
 ) -> None:
     """Fine-tune the two-tower recommender and write a model directory."""
     from encoders.training import save_trained
@@ -100,6 +103,7 @@ def train(
                 "seed": seed,
                 "threads": threads,
                 "device": device,
+                "precision": precision,
             }
         )
     except ValueError as exc:

@@ -91,12 +91,14 @@ def test_select_train_keeps_most_recent_per_user():
     assert select_train(data.train, 0) == list(data.train)
 
 
-def test_split_forward_equals_full_tower():
+@pytest.mark.parametrize("chunk", [1, 2, 256])
+def test_split_forward_equals_full_tower(chunk):
+    # Padded past every row, and chunked so that rows of different lengths
+    # land in different chunks: the cache cuts each chunk to its longest row.
     model = tiny_random_model()
     tower = model.user_tower
-    batch = model.tokenizer(
-        ["a short one", "a much longer summary text"], padding=True, return_tensors="pt"
-    )
+    texts = ["a much longer summary text than the others", "a short one", "mid length text"]
+    batch = model.tokenizer(texts, padding="max_length", max_length=24, return_tensors="pt")
     split = freeze_below(tower, 1)
     assert split == 1
     assert not any(p.requires_grad for p in tower.encoder.embeddings.parameters())
@@ -105,6 +107,7 @@ def test_split_forward_equals_full_tower():
         batch["input_ids"],
         batch["attention_mask"],
         split,
+        batch_size=chunk,
         dtype=torch.float32,
         progress=False,
     )
