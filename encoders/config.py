@@ -25,8 +25,9 @@ class EncoderConfig(BaseModel):
     )
     precision: Precision = Field(
         "auto",
-        description="Tower number format: bf16 autocast, float32, or auto "
-        "(bf16 on CUDA and on CPUs with native bf16, float32 elsewhere).",
+        description="Tower number format: bf16 autocast, float32, or auto (bf16 on "
+        "CUDA, float32 on CPU, where bf16 is faster on CPUs with native bf16 but "
+        "breaks exact train/serve parity).",
     )
     cpu_threads: int = Field(0, ge=0, le=256, description="torch CPU threads; 0 = torch default.")
     user_max_length: int = Field(128, ge=8, le=512, description="Token budget of a user summary.")

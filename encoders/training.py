@@ -85,7 +85,8 @@ class TrainConfig(BaseModel):
     eval_batch_size: int = Field(256, ge=1, description="Users per validation forward pass.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
     precision: Precision = Field(
-        "auto", description="bf16 autocast, float32, or auto (bf16 where the hardware has it)."
+        "auto",
+        description="bf16 autocast, float32, or auto (bf16 on CUDA and on CPUs with native bf16).",
     )
     threads: int = Field(0, ge=0, le=256, description="torch CPU threads; 0 = torch default.")
     progress: bool = Field(True, description="Show tqdm progress bars.")
@@ -284,11 +285,11 @@ class Trainer:
         )
         # Cached states are stored in the format the upper layers compute in;
         # float16 halves the float32 cache's memory at no cost in accuracy.
-        if uses_bf16(self.device, self.config.precision):
+        if uses_bf16(self.device, self.config.precision, training=True):
             dtype = torch.bfloat16
         else:
             dtype = torch.float32 if self.device.type == "cuda" else torch.float16
-        with autocast_for(self.device, self.config.precision):
+        with autocast_for(self.device, self.config.precision, training=True):
             hidden = lower_states(
                 self.model.user_tower,
                 batch["input_ids"],
@@ -304,7 +305,7 @@ class Trainer:
         # Trim padding shared by the whole batch: same result, fewer tokens.
         width = int(mask.sum(1).max())
         hidden = encoded.hidden[index][:, :width].to(self.device)
-        with autocast_for(self.device, self.config.precision):
+        with autocast_for(self.device, self.config.precision, training=True):
             return upper_forward(self.model.user_tower, hidden, mask[:, :width], self.split)
 
     def validate(self, encoded: _Encoded, examples: Sequence[Example]) -> list[int]:
@@ -418,7 +419,7 @@ class Trainer:
         users = self._users(cache, index)
         batch_targets = targets[index]
         head = self.model.head
-        with autocast_for(self.device, self.config.precision):
+        with autocast_for(self.device, self.config.precision, training=True):
             if self.config.loss == "full":
                 logits = head(users, self.item_vectors)
                 loss = full_softmax_loss(logits.float(), batch_targets.to(self.device))

@@ -12,8 +12,10 @@ SUMMARIES = ["Recently purchased: cats, dogs", "Recently viewed: a war film abou
 def test_explicit_precision_wins_and_auto_follows_the_hardware():
     assert not uses_bf16(CPU, "fp32") and not uses_bf16(CUDA, "fp32")
     assert uses_bf16(CPU, "bf16") and uses_bf16(CUDA, "bf16")
-    assert uses_bf16(CUDA, "auto")
-    assert uses_bf16(CPU, "auto") == cpu_has_bf16()
+    assert uses_bf16(CUDA, "auto") and uses_bf16(CUDA, "auto", training=True)
+    # Serving on CPU stays exact unless asked; training takes native bf16.
+    assert not uses_bf16(CPU, "auto")
+    assert uses_bf16(CPU, "auto", training=True) == cpu_has_bf16()
     assert describe(CPU, "bf16") == "bf16 autocast" and describe(CPU, "fp32") == "float32"
 
 
