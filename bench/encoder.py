@@ -2,7 +2,8 @@
 
 Inputs are the real summaries, tokenized outside the clock and padded to the
 longest in each batch (what a plain forward of that batch costs); the forward
-runs in the scorer's own mode (inference mode, bf16 autocast where the config's precision picks it).
+runs in the scorer's own mode (inference mode, bf16 autocast where the
+config's precision picks it).
 """
 
 from __future__ import annotations
