@@ -86,6 +86,9 @@ class TrainConfig(BaseModel):
         description="User tower pools with learned per-position weights (recent titles "
         "come first); needs train_layers > 0.",
     )
+    # A recency profile needs log-weights a few units apart; at the head's
+    # rate they move under 0.5 in a 2-epoch run.
+    pooling_lr: float = Field(0.05, gt=0, description="AdamW learning rate of pooling weights.")
     item_ids: bool = Field(True, description="Learned item-ID embedding on the item side.")
     item_bias: bool = Field(True, description="Learned item bias (popularity) on the item side.")
     temperature: float = Field(0.05, gt=0, le=1, description="Initial softmax temperature.")
@@ -348,10 +351,11 @@ class Trainer:
         head = self.model.head
         matrices = [head.item_embedding] if head.item_embedding is not None else []
         vectors = [p for p in head.parameters() if all(p is not m for m in matrices)]
-        vectors += pooling_params
+
         groups = [
             {"params": matrices, "lr": config.head_lr, "weight_decay": 0.0},
             {"params": vectors, "lr": config.head_lr, "weight_decay": 0.0},
+            {"params": pooling_params, "lr": config.pooling_lr, "weight_decay": 0.0},
         ]
         if encoder:
             groups.append(
