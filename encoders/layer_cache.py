@@ -33,18 +33,13 @@ def depth(tower: TextTower) -> int:
 
 
 def freeze_below(tower: TextTower, train_layers: int) -> int:
-    """Freeze embeddings and all but the top ``train_layers`` layers; return the split layer.
-
-    Pooling weights, when the tower has them, train with the top layers.
-    """
+    """Freeze embeddings and all but the top ``train_layers`` layers; return the split layer."""
     split = max(depth(tower) - train_layers, 0)
     for param in tower.parameters():
         param.requires_grad_(False)
     for layer in list(_layers(tower))[split:]:
         for param in layer.parameters():
             param.requires_grad_(True)
-    if train_layers and tower.position_logits is not None:
-        tower.position_logits.requires_grad_(True)
     return split
 
 
@@ -92,9 +87,11 @@ def lower_states(
 def upper_forward(
     tower: TextTower, hidden: torch.Tensor, attention_mask: torch.Tensor, split: int
 ) -> torch.Tensor:
-    """Finish the forward pass from cached states: top layers, the tower's pooling, L2 norm."""
+    """Finish the forward pass from cached states: top layers, mean pooling, L2 norm."""
     hidden = hidden.to(next(tower.parameters()).dtype)
     extended = _extended_mask(tower, attention_mask, hidden.dtype)
     for layer in list(_layers(tower))[split:]:
         hidden = layer(hidden, attention_mask=extended)[0]
-    return F.normalize(tower.pool(hidden, attention_mask).float(), dim=-1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return F.normalize(pooled.float(), dim=-1)

@@ -29,7 +29,6 @@ from transformers import (
 
 MODEL_FILE = "recprice.json"
 HEAD_FILE = "head.safetensors"
-POOLING_FILE = "pooling.safetensors"
 ITEMS_FILE = "items.json"
 INDEX_FILE = "item_index.safetensors"
 
@@ -52,19 +51,11 @@ class TowerOutput:
 
 
 class TextTower(nn.Module):
-    """A BERT-family encoder with attention-masked mean pooling.
+    """A BERT-family encoder with attention-masked mean pooling."""
 
-    With ``position_weights`` the mean is weighted by a learned weight per
-    token position (initialised equal: plain mean pooling). A summary names
-    the most recent items first, so this lets the user tower weigh recent
-    titles above older ones, which a plain mean cannot.
-    """
-
-    def __init__(self, encoder: PreTrainedModel, *, position_weights: bool = False) -> None:
+    def __init__(self, encoder: PreTrainedModel) -> None:
         super().__init__()
         self.encoder = encoder
-        positions = int(encoder.config.max_position_embeddings)
-        self.position_logits = nn.Parameter(torch.zeros(positions)) if position_weights else None
 
     @property
     def dim(self) -> int:
@@ -74,18 +65,9 @@ class TextTower(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TowerOutput:
         """Encode a padded batch of token ids."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        pooled = self.pool(hidden, attention_mask)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return TowerOutput(embedding=F.normalize(pooled.float(), dim=-1), pooled=pooled)
-
-    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(Weighted) mean of the unmasked token states: (batch, dim)."""
-        weights = attention_mask.to(hidden.dtype)
-        if self.position_logits is not None:
-            logits = self.position_logits[: hidden.shape[1]]
-            weights = weights * (logits - logits.max()).exp().to(hidden.dtype)
-        weights = weights.unsqueeze(-1)
-        total = weights.sum(1)
-        return (hidden * weights).sum(1) / total.clamp(min=torch.finfo(total.dtype).tiny)
 
 
 @dataclass(frozen=True)
@@ -103,8 +85,6 @@ class ModelSpec:
     """Token budget of user summaries in training; serving should use the same."""
     item_max_length: int | None = None
     """Token budget of item texts in training."""
-    user_pooling: str = "mean"
-    """``mean`` or ``position-weighted`` (weights in ``pooling.safetensors``)."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON object stored in the model directory."""
@@ -117,7 +97,6 @@ class ModelSpec:
             "item_ids": self.item_ids,
             "user_max_length": self.user_max_length,
             "item_max_length": self.item_max_length,
-            "user_pooling": self.user_pooling,
         }
 
 
@@ -220,11 +199,7 @@ def load_model_dir(path: Path) -> Recommender:
     if not meta_file.is_file():
         raise FileNotFoundError(f"{path} is not a recprice model directory (no {MODEL_FILE})")
     spec = ModelSpec(**json.loads(meta_file.read_text()))
-    weighted = spec.user_pooling == "position-weighted"
-    user_tower = TextTower(_load_encoder(path / "user_tower"), position_weights=weighted)
-    if user_tower.position_logits is not None:
-        weights = load_file(str(path / POOLING_FILE))["position_logits"]
-        user_tower.position_logits.data.copy_(weights)
+    user_tower = TextTower(_load_encoder(path / "user_tower"))
     item_tower = user_tower if spec.shared_towers else TextTower(_load_encoder(path / "item_tower"))
     head_state = load_file(str(path / HEAD_FILE)) if (path / HEAD_FILE).is_file() else {}
     n_items = int(head_state["item_bias"].shape[0]) if "item_bias" in head_state else 0
@@ -260,9 +235,6 @@ def save_model_dir(model: Recommender, path: Path) -> None:
         model.tokenizer.save_pretrained(str(path / name))
     head = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
     save_file(head, str(path / HEAD_FILE))
-    if model.user_tower.position_logits is not None:
-        weights = model.user_tower.position_logits.detach().contiguous()
-        save_file({"position_logits": weights}, str(path / POOLING_FILE))
     (path / MODEL_FILE).write_text(json.dumps(model.spec.to_json(), indent=2))
 
 

@@ -81,14 +81,6 @@ class TrainConfig(BaseModel):
         512, ge=1, description="Sampled negatives per step (loss=sampled), drawn ~ pop^0.75."
     )
     rating_weight: float = Field(0.0, ge=0, description="Weight of the MSE-on-ratings term.")
-    position_weights: bool = Field(
-        False,
-        description="User tower pools with learned per-position weights (recent titles "
-        "come first); needs train_layers > 0.",
-    )
-    # A recency profile needs log-weights a few units apart; at the head's
-    # rate they move under 0.5 in a 2-epoch run.
-    pooling_lr: float = Field(0.05, gt=0, description="AdamW learning rate of pooling weights.")
     item_ids: bool = Field(True, description="Learned item-ID embedding on the item side.")
     item_bias: bool = Field(True, description="Learned item bias (popularity) on the item side.")
     temperature: float = Field(0.05, gt=0, le=1, description="Initial softmax temperature.")
@@ -254,9 +246,7 @@ class Trainer:
         user_tower = base.user_tower
         if config.train_layers:
             # Separate copies: the user tower trains, the item tower stays put.
-            user_tower = TextTower(
-                _copy_encoder(base.user_tower.encoder), position_weights=config.position_weights
-            )
+            user_tower = TextTower(_copy_encoder(base.user_tower.encoder))
         head = ScoringHead(
             config.temperature,
             len(item_ids) if config.item_ids or config.item_bias else 0,
@@ -273,7 +263,6 @@ class Trainer:
             item_ids=config.item_ids,
             user_max_length=config.user_max_length,
             item_max_length=config.item_max_length,
-            user_pooling="position-weighted" if user_tower.position_logits is not None else "mean",
         )
         self.model = Recommender(user_tower, base.item_tower, head, base.tokenizer, spec)
         self.model.to(self.device)
@@ -341,21 +330,13 @@ class Trainer:
         self, total_steps: int
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
         config = self.config
-        pooling = self.model.user_tower.position_logits
-        pooling_params = [pooling] if pooling is not None and pooling.requires_grad else []
-        encoder = [
-            p
-            for p in self.model.user_tower.parameters()
-            if p.requires_grad and all(p is not q for q in pooling_params)
-        ]
+        encoder = [p for p in self.model.user_tower.parameters() if p.requires_grad]
         head = self.model.head
         matrices = [head.item_embedding] if head.item_embedding is not None else []
         vectors = [p for p in head.parameters() if all(p is not m for m in matrices)]
-
         groups = [
             {"params": matrices, "lr": config.head_lr, "weight_decay": 0.0},
             {"params": vectors, "lr": config.head_lr, "weight_decay": 0.0},
-            {"params": pooling_params, "lr": config.pooling_lr, "weight_decay": 0.0},
         ]
         if encoder:
             groups.append(

@@ -69,9 +69,6 @@ def train(
     rating_weight: Annotated[
         float, typer.Option(help="Weight of MSE on ratings.")
     ] = DEFAULTS.rating_weight,
-    position_weights: Annotated[
-        bool, typer.Option(help="User tower pools with learned per-position weights.")
-    ] = DEFAULTS.position_weights,
     item_ids: Annotated[bool, typer.Option(help="Learned item-ID embedding.")] = DEFAULTS.item_ids,
     item_bias: Annotated[bool, typer.Option(help="Learned item bias.")] = DEFAULTS.item_bias,
     seed: Annotated[int, typer.Option(help="Random seed.")] = DEFAULTS.seed,
@@ -101,7 +98,6 @@ def train(
                 "loss": loss,
                 "negatives": negatives,
                 "rating_weight": rating_weight,
-                "position_weights": position_weights,
                 "item_ids": item_ids,
                 "item_bias": item_bias,
                 "seed": seed,

@@ -8,13 +8,7 @@ from encoders.config import EncoderConfig
 from encoders.dataset import build_dataset
 from encoders.evaluation import make_scorer, rank_targets
 from encoders.layer_cache import freeze_below, lower_states, upper_forward
-from encoders.model import (
-    ScoringHead,
-    TextTower,
-    load_item_index,
-    load_model_dir,
-    tiny_random_model,
-)
+from encoders.model import ScoringHead, load_item_index, load_model_dir, tiny_random_model
 from encoders.records import Event, Item
 from encoders.scorer import BatchScorer
 from encoders.training import (
@@ -173,45 +167,3 @@ def test_text_only_training_has_no_item_table(tmp_path):
     save_trained(result, data, config, tmp_path)
     loaded = load_model_dir(tmp_path)
     assert loaded.head.item_embedding is None and loaded.head.rows_for(("1",)) is None
-
-
-def test_position_weights_start_as_mean_pooling_and_split_forward_keeps_them():
-    model = tiny_random_model()
-    plain = model.user_tower
-    weighted = TextTower(plain.encoder, position_weights=True).eval()
-    batch = model.tokenizer(
-        ["a short one", "a much longer summary text than that"],
-        padding="max_length",
-        max_length=16,
-        return_tensors="pt",
-    )
-    ids, mask = batch["input_ids"], batch["attention_mask"]
-    with torch.no_grad():
-        torch.testing.assert_close(weighted(ids, mask).embedding, plain(ids, mask).embedding)
-        weighted.position_logits.copy_(torch.linspace(2.0, -2.0, len(weighted.position_logits)))
-        recent_first = weighted(ids, mask).embedding
-        assert not torch.allclose(recent_first, plain(ids, mask).embedding, atol=1e-4)
-        split = freeze_below(weighted, 1)
-        assert weighted.position_logits.requires_grad
-        hidden = lower_states(weighted, ids, mask, split, dtype=torch.float32, progress=False)
-        part = upper_forward(weighted, hidden, mask, split)
-    torch.testing.assert_close(part, recent_first, atol=1e-5, rtol=1e-5)
-
-
-def test_trained_position_weights_are_saved_and_serve_like_the_evaluator(tmp_path):
-    data = make_data()
-    config = TrainConfig(position_weights=True, encoder_lr=1e-3, head_lr=1e-2, **TINY)
-    result = train(tiny_random_model(), data, config)
-    trained = result.model.user_tower.position_logits
-    assert trained is not None and trained.abs().max() > 0
-    save_trained(result, data, config, tmp_path)
-    loaded = load_model_dir(tmp_path)
-    assert loaded.spec.user_pooling == "position-weighted"
-    torch.testing.assert_close(loaded.user_tower.position_logits, trained)
-    assert loaded.item_tower.position_logits is None
-    scorer = make_scorer(loaded, data, CPU, torch.device("cpu"))
-    from encoders.metrics import ndcg
-
-    assert ndcg(rank_targets(scorer, data, data.valid)) == pytest.approx(
-        result.best_valid_ndcg, abs=1e-3
-    )
