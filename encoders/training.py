@@ -17,6 +17,7 @@ Recipe, sized for a 2-core CPU (and faster on a GPU when present):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -239,6 +240,7 @@ class Trainer:
         self.config = config
         self.dataset = dataset
         self.device = _device(config)
+        self.bf16 = uses_bf16(self.device, config.precision, training=True)
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
@@ -277,6 +279,9 @@ class Trainer:
             config.precision,
         )
 
+    def _autocast(self) -> contextlib.AbstractContextManager[None]:
+        return autocast_for(self.device, "bf16" if self.bf16 else "fp32")
+
     def _encode(self, summaries: Sequence[str]) -> _Encoded:
         batch = self.model.tokenizer(
             list(summaries),
@@ -287,11 +292,11 @@ class Trainer:
         )
         # Cached states are stored in the format the upper layers compute in;
         # otherwise float16 on CPU, half the memory of a float32 cache.
-        if uses_bf16(self.device, self.config.precision, training=True):
+        if self.bf16:
             dtype = torch.bfloat16
         else:
             dtype = torch.float32 if self.device.type == "cuda" else torch.float16
-        with autocast_for(self.device, self.config.precision, training=True):
+        with self._autocast():
             hidden = lower_states(
                 self.model.user_tower,
                 batch["input_ids"],
@@ -307,7 +312,7 @@ class Trainer:
         # Trim padding shared by the whole batch: same result, fewer tokens.
         width = int(mask.sum(1).max())
         hidden = encoded.hidden[index][:, :width].to(self.device)
-        with autocast_for(self.device, self.config.precision, training=True):
+        with self._autocast():
             return upper_forward(self.model.user_tower, hidden, mask[:, :width], self.split)
 
     def validate(self, encoded: _Encoded, examples: Sequence[Example]) -> list[int]:
@@ -421,7 +426,7 @@ class Trainer:
         users = self._users(cache, index)
         batch_targets = targets[index]
         head = self.model.head
-        with autocast_for(self.device, self.config.precision, training=True):
+        with self._autocast():
             if self.config.loss == "full":
                 logits = head(users, self.item_vectors)
                 loss = full_softmax_loss(logits.float(), batch_targets.to(self.device))
