@@ -42,7 +42,8 @@ class ScoringPath:
         def run() -> object:
             summaries = [render_summary(state, title_of, config) for _, state in users]
             exclude = [state.interacted() for _, state in users]
-            ranked = self.scorer.recommend(summaries, exclude, self.index)
+            recent = [state.recent_items() for _, state in users]
+            ranked = self.scorer.recommend(summaries, recent, exclude, self.index)
             for (user_id, _), user_ranked in zip(users, ranked, strict=True):
                 _, decisions = price_items(
                     user_id, user_ranked, self.items, self.memory, shares, self.pricing

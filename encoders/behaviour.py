@@ -84,6 +84,10 @@ class UserState:
     last_ts: int = 0
     last_event_id: str = ""
 
+    def recent_items(self) -> tuple[str, ...]:
+        """Item ids of the window's events, most recent first (what a history model pools)."""
+        return tuple(e.item_id for e in reversed(self.recent))
+
     def interacted(self) -> frozenset[str]:
         """Items the user bought or has in the window (excluded from top-K)."""
         return frozenset(self.purchased) | {e.item_id for e in self.recent}

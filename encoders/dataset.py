@@ -27,6 +27,8 @@ class Example:
     summary: str
     target: str
     rating: float | None
+    recent: tuple[str, ...] = ()
+    """The state's recent item ids before the interaction, most recent first."""
     history: frozenset[str] = frozenset()
     """Items the user interacted with before (kept for validation and test only)."""
     state: UserState | None = None
@@ -120,7 +122,11 @@ def build_dataset(
             skipped += 1
         else:
             example = Example(
-                event.user_id, render_summary(state, title_of, config), item.item_id, event.rating
+                event.user_id,
+                render_summary(state, title_of, config),
+                item.item_id,
+                event.rating,
+                state.recent_items(),
             )
             per_user.setdefault(event.user_id, []).append((example, state, history))
         history.append(event.item_id)
@@ -146,6 +152,7 @@ def _split(
                 example.summary,
                 example.target,
                 example.rating,
+                example.recent,
                 # Every applied event bumps the state version once, so the
                 # version counts the user's events before this one.
                 history=frozenset(history[: state.version]),

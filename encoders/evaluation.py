@@ -22,7 +22,7 @@ from encoders.behaviour import StateConfig, render_summary
 from encoders.config import EncoderConfig
 from encoders.dataset import Dataset, Example
 from encoders.metrics import mask_rows, summarize, target_ranks
-from encoders.model import Recommender
+from encoders.model import Recommender, history_rows
 from encoders.precision import Precision, autocast_for
 from encoders.scorer import BatchScorer, resolve_device
 from encoders.training import HISTORY_FILE, encode_items
@@ -40,6 +40,8 @@ class Scorer:
     item_vectors: torch.Tensor | None
     item_rows: torch.Tensor | None
     user_max_length: int
+    rows: dict[str, int] = field(default_factory=dict)
+    """Row of each item id in ``item_vectors`` (for the recent-items history)."""
     precision: Precision = "auto"
     batch_size: int = 256
     use_item_features: bool = True
@@ -73,12 +75,18 @@ class Scorer:
         """(examples, items) scores, before exclusions."""
         if self.model is None or self.item_vectors is None:
             return self.popularity.float().expand(len(examples), -1).clone()
-        users = self.users(examples)
         head = self.model.head
+        features = self.use_item_features
+        history = history_rows([e.recent for e in examples], self.rows, head.history)
         with torch.no_grad():
-            if self.use_item_features:
-                return head(users, self.item_vectors, self.item_rows).float()
-            return (users @ self.item_vectors.T * head.log_inv_temperature.exp()).float()
+            users = head.with_history(
+                self.users(examples),
+                self.item_vectors,
+                self.item_rows,
+                history.to(self.item_vectors.device),
+                features=features,
+            )
+            return head(users, self.item_vectors, self.item_rows, features=features).float()
 
 
 def make_scorer(
@@ -90,7 +98,7 @@ def make_scorer(
         minlength=len(dataset.items),
     )
     if model is None:
-        return Scorer(None, counts, None, None, config.user_max_length, config.precision)
+        return Scorer(None, counts, None, None, config.user_max_length, precision=config.precision)
     model = model.to(device).eval()
     item_ids = tuple(item.item_id for item in dataset.items)
     vectors = encode_items(
@@ -106,6 +114,7 @@ def make_scorer(
         vectors,
         model.head.rows_for(item_ids),
         model.spec.user_max_length or config.user_max_length,
+        dataset.rows,
         config.precision,
     )
 
@@ -169,7 +178,8 @@ def parity_check(
     index = serving.build_index(dataset.item_texts())
     summaries = [render_summary(e.state, dataset.title_of, state_config) for e in cases if e.state]
     exclude = [e.state.interacted() for e in cases if e.state]
-    served = serving.recommend(summaries, exclude, index)
+    recent = [e.state.recent_items() for e in cases if e.state]
+    served = serving.recommend(summaries, recent, exclude, index)
     offline = make_scorer(model, dataset, config, serving.device)
     scores = offline.scores(cases).cpu()
     rows = dataset.rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,8 @@ class ModelSpec:
     base_encoder: str = "all-MiniLM-L6-v2"
     item_ids: bool = False
     """Whether the head adds a learned item-ID embedding to the item vectors."""
+    history: int = 0
+    """Recent items the head pools into the user vector (0 = summary text only)."""
     user_max_length: int | None = None
     """Token budget of user summaries in training; serving should use the same."""
     item_max_length: int | None = None
@@ -95,18 +98,24 @@ class ModelSpec:
             "item_bias": self.item_bias,
             "base_encoder": self.base_encoder,
             "item_ids": self.item_ids,
+            "history": self.history,
             "user_max_length": self.user_max_length,
             "item_max_length": self.item_max_length,
         }
 
 
 class ScoringHead(nn.Module):
-    """M(u, i): cosine similarity over a temperature, plus optional item bias and ID embedding.
+    """M(u, i): cosine similarity over a temperature, plus optional item features and history.
 
     The item bias and the item-ID embedding have one row per entry of
     ``item_ids`` (the training catalogue). ``item_rows`` selects those rows
     for the scored items; row -1 is an item the head never saw (cold start),
     which gets no bias and no ID vector, so only its text scores it.
+
+    With ``history`` positions, the user vector is the summary tower's vector
+    plus a learned map of the recency-weighted mean of the user's recent
+    items' item-side vectors: the summary names only a few titles, and how
+    recent an item is matters more than the text can say.
     """
 
     def __init__(
@@ -117,16 +126,28 @@ class ScoringHead(nn.Module):
         item_ids: tuple[str, ...] = (),
         id_dim: int = 0,
         bias: bool = True,
+        history: int = 0,
+        dim: int = 0,
     ) -> None:
         super().__init__()
         if item_ids and len(item_ids) != n_items:
             raise ValueError(f"{len(item_ids)} item ids for {n_items} head rows")
+        if history and not dim:
+            raise ValueError("a history head needs the vector width (dim)")
         self.log_inv_temperature = nn.Parameter(torch.tensor(-math.log(temperature)))
         self.item_bias = nn.Parameter(torch.zeros(n_items)) if n_items and bias else None
         self.item_embedding = (
             nn.Parameter(torch.zeros(n_items, id_dim)) if n_items and id_dim else None
         )
+        # Zero map: training starts from the summary-only model.
+        self.recency = nn.Parameter(torch.zeros(history)) if history else None
+        self.history_map = nn.Parameter(torch.zeros(dim, dim)) if history else None
         self.item_ids = item_ids
+
+    @property
+    def history(self) -> int:
+        """Recent items pooled into the user vector."""
+        return 0 if self.recency is None else len(self.recency)
 
     def rows_for(self, item_ids: tuple[str, ...]) -> torch.Tensor | None:
         """Head rows of ``item_ids`` (-1 where unknown); None when the head has no item table."""
@@ -141,18 +162,77 @@ class ScoringHead(nn.Module):
             return table
         picked = table[item_rows.clamp(min=0)]
         known = (item_rows >= 0).to(table.dtype)
-        return picked * (known.unsqueeze(-1) if picked.dim() == 2 else known)
+        return picked * (known.unsqueeze(-1) if picked.dim() > item_rows.dim() else known)
+
+    def item_side(
+        self, items: torch.Tensor, item_rows: torch.Tensor | None, *, features: bool = True
+    ) -> torch.Tensor:
+        """Item text vectors plus their ID embedding (when the head has one and ``features``)."""
+        if self.item_embedding is None or not features:
+            return items
+        return items + self._rows(self.item_embedding, item_rows).to(items.dtype)
+
+    def with_history(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        item_rows: torch.Tensor | None,
+        history: torch.Tensor,
+        *,
+        features: bool = True,
+    ) -> torch.Tensor:
+        """Summary vectors (users, dim) plus the pooled history of rows of ``items``.
+
+        ``history`` is (users, positions), most recent first, -1 where empty;
+        ``item_rows`` maps rows of ``items`` to head rows, as in :meth:`forward`.
+        """
+        if self.recency is None or self.history_map is None:
+            return users
+        positions = min(history.shape[1], len(self.recency))
+        history = history[:, :positions]
+        present = history >= 0
+        rows = history.clamp(min=0)
+        head_rows = None if item_rows is None else item_rows[rows]
+        if head_rows is None and self.item_embedding is not None:
+            head_rows = rows
+        vectors = self.item_side(items[rows], head_rows, features=features)
+        weights = present.to(vectors.dtype) * self.recency[:positions].softmax(0).to(vectors.dtype)
+        weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-9)
+        pooled = (vectors * weights.unsqueeze(-1)).sum(1)
+        return users + pooled @ self.history_map.T.to(pooled.dtype)
 
     def forward(
-        self, users: torch.Tensor, items: torch.Tensor, item_rows: torch.Tensor | None = None
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        item_rows: torch.Tensor | None = None,
+        *,
+        features: bool = True,
     ) -> torch.Tensor:
-        """Score every user against every item: (users, items) logits."""
-        if self.item_embedding is not None:
-            items = items + self._rows(self.item_embedding, item_rows).to(items.dtype)
+        """Score every user against every item: (users, items) logits.
+
+        ``features=False`` switches the ID embedding and the bias off: what
+        the text path scores on its own.
+        """
+        items = self.item_side(items, item_rows, features=features)
         logits = users @ items.T * self.log_inv_temperature.exp()
-        if self.item_bias is not None:
+        if self.item_bias is not None and features:
             logits = logits + self._rows(self.item_bias, item_rows)
         return logits
+
+
+def history_rows(
+    recent: Sequence[Sequence[str]], rows: Mapping[str, int], positions: int
+) -> torch.Tensor:
+    """(users, positions) rows of each user's recent items, most recent first, -1 padded.
+
+    Items missing from ``rows`` are skipped: the model has no vector for them.
+    """
+    table = torch.full((len(recent), max(positions, 0)), -1, dtype=torch.long)
+    for user, items in enumerate(recent):
+        known = [rows[i] for i in items if i in rows][:positions]
+        table[user, : len(known)] = torch.tensor(known, dtype=torch.long)
+    return table
 
 
 class Recommender(nn.Module):
@@ -206,6 +286,8 @@ def load_model_dir(path: Path) -> Recommender:
     id_dim = int(head_state["item_embedding"].shape[1]) if "item_embedding" in head_state else 0
     if "item_embedding" in head_state:
         n_items = int(head_state["item_embedding"].shape[0])
+    history = int(head_state["recency"].shape[0]) if "recency" in head_state else 0
+    dim = int(head_state["history_map"].shape[0]) if "history_map" in head_state else 0
     items_file = path / ITEMS_FILE
     # items.json also names the precomputed index's rows; the head only
     # needs them when it has item tables.
@@ -217,6 +299,8 @@ def load_model_dir(path: Path) -> Recommender:
         item_ids=item_ids,
         id_dim=id_dim,
         bias="item_bias" in head_state,
+        history=history,
+        dim=dim,
     )
     if head_state:
         head.load_state_dict(head_state)

@@ -15,7 +15,7 @@ from functools import cached_property
 import torch
 
 from encoders.config import EncoderConfig
-from encoders.model import Recommender
+from encoders.model import Recommender, history_rows
 from encoders.precision import autocast_for
 
 
@@ -188,10 +188,33 @@ class BatchScorer:
             )
         return out
 
+    def user_vectors(
+        self, summaries: Sequence[str], recent: Sequence[Sequence[str]], index: ItemIndex
+    ) -> torch.Tensor:
+        """User vectors: the summary tower's, plus the model's pool of the recent items."""
+        if len(recent) != len(summaries):
+            raise ValueError(f"{len(recent)} recent-item lists for {len(summaries)} summaries")
+        users = self.encode_users(summaries)
+        head = self.model.head
+        if not head.history or len(index) == 0:
+            return users
+        history = history_rows(recent, index.rows, head.history).to(self.device)
+        with torch.inference_mode():
+            return head.with_history(users, index.embeddings, self.head_rows(index), history)
+
     def recommend(
-        self, summaries: Sequence[str], exclude: Sequence[frozenset[str]], index: ItemIndex
+        self,
+        summaries: Sequence[str],
+        recent: Sequence[Sequence[str]],
+        exclude: Sequence[frozenset[str]],
+        index: ItemIndex,
     ) -> list[list[tuple[str, float]]]:
-        """Summaries in, ranked (item_id, score) lists out: the whole scoring path."""
+        """Summaries and recent item ids in, ranked (item_id, score) lists out.
+
+        The whole scoring path; ``recent`` is each user's
+        :meth:`~encoders.behaviour.UserState.recent_items`.
+        """
         if not summaries:
             return []
-        return self.top_k(self.encode_users(summaries), index, exclude, self.config.top_k)
+        users = self.user_vectors(summaries, recent, index)
+        return self.top_k(users, index, exclude, self.config.top_k)

@@ -8,7 +8,8 @@ Recipe, sized for a 2-core CPU (and faster on a GPU when present):
 * the user tower trains only its top ``train_layers`` layers; the frozen lower
   layers' outputs are cached once per example (:mod:`encoders.layer_cache`);
 * the head learns the temperature and, when switched on, an item bias and an
-  item-ID embedding added to the text vectors;
+  item-ID embedding added to the text vectors, and a recency-weighted pool of
+  the user's recent items added to the summary's vector;
 * loss: softmax cross-entropy over all items, or over in-batch plus sampled
   negatives with the log-Q sampling correction; optionally plus MSE on ratings;
 * AdamW with separate encoder and head learning rates, linear warm-up then
@@ -42,6 +43,7 @@ from encoders.model import (
     Recommender,
     ScoringHead,
     TextTower,
+    history_rows,
     save_item_index,
     save_model_dir,
 )
@@ -84,6 +86,12 @@ class TrainConfig(BaseModel):
     rating_weight: float = Field(0.0, ge=0, description="Weight of the MSE-on-ratings term.")
     item_ids: bool = Field(True, description="Learned item-ID embedding on the item side.")
     item_bias: bool = Field(True, description="Learned item bias (popularity) on the item side.")
+    history: int = Field(
+        20, ge=0, le=200, description="Recent items pooled into the user vector; 0 = summary only."
+    )
+    history_lr: float = Field(
+        0.02, gt=0, description="AdamW learning rate of the history's recency weights."
+    )
     temperature: float = Field(0.05, gt=0, le=1, description="Initial softmax temperature.")
     eval_batch_size: int = Field(256, ge=1, description="Users per validation forward pass.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
@@ -231,6 +239,8 @@ class _Encoded:
 
     mask: torch.Tensor
     hidden: torch.Tensor
+    history: torch.Tensor
+    """(examples, positions) item rows of the recent items, -1 padded."""
 
 
 class Trainer:
@@ -255,6 +265,8 @@ class Trainer:
             item_ids=item_ids if config.item_ids or config.item_bias else (),
             id_dim=base.item_tower.dim if config.item_ids else 0,
             bias=config.item_bias,
+            history=config.history,
+            dim=base.item_tower.dim,
         )
         spec = ModelSpec(
             model_version=f"{base.spec.base_encoder}-ft-{int(time.time())}",
@@ -263,6 +275,7 @@ class Trainer:
             item_bias=config.item_bias,
             base_encoder=base.spec.base_encoder,
             item_ids=config.item_ids,
+            history=config.history,
             user_max_length=config.user_max_length,
             item_max_length=config.item_max_length,
         )
@@ -282,9 +295,9 @@ class Trainer:
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         return autocast_for(self.device, "bf16" if self.bf16 else "fp32")
 
-    def _encode(self, summaries: Sequence[str]) -> _Encoded:
+    def _encode(self, examples: Sequence[Example]) -> _Encoded:
         batch = self.model.tokenizer(
-            list(summaries),
+            [e.summary for e in examples],
             padding="max_length",
             truncation=True,
             max_length=self.config.user_max_length,
@@ -305,7 +318,8 @@ class Trainer:
                 dtype=dtype,
                 progress=self.config.progress,
             )
-        return _Encoded(batch["attention_mask"], hidden)
+        history = history_rows([e.recent for e in examples], self.dataset.rows, self.config.history)
+        return _Encoded(batch["attention_mask"], hidden, history)
 
     def _users(self, encoded: _Encoded, index: torch.Tensor) -> torch.Tensor:
         mask = encoded.mask[index].to(self.device)
@@ -313,7 +327,9 @@ class Trainer:
         width = int(mask.sum(1).max())
         hidden = encoded.hidden[index][:, :width].to(self.device)
         with self._autocast():
-            return upper_forward(self.model.user_tower, hidden, mask[:, :width], self.split)
+            users = upper_forward(self.model.user_tower, hidden, mask[:, :width], self.split)
+            history = encoded.history[index].to(self.device)
+            return self.model.head.with_history(users, self.item_vectors, None, history)
 
     def validate(self, encoded: _Encoded, examples: Sequence[Example]) -> list[int]:
         """Full-ranking ranks of the validation targets, history excluded."""
@@ -337,11 +353,14 @@ class Trainer:
         config = self.config
         encoder = [p for p in self.model.user_tower.parameters() if p.requires_grad]
         head = self.model.head
-        matrices = [head.item_embedding] if head.item_embedding is not None else []
-        vectors = [p for p in head.parameters() if all(p is not m for m in matrices)]
+        matrices = [m for m in (head.item_embedding, head.history_map) if m is not None]
+        recency = [head.recency] if head.recency is not None else []
+        vectors = [p for p in head.parameters() if all(p is not m for m in matrices + recency)]
         groups = [
             {"params": matrices, "lr": config.head_lr, "weight_decay": 0.0},
             {"params": vectors, "lr": config.head_lr, "weight_decay": 0.0},
+            # At the head's rate the recency weights barely move in two epochs.
+            {"params": recency, "lr": config.history_lr, "weight_decay": 0.0},
         ]
         if encoder:
             groups.append(
@@ -365,8 +384,8 @@ class Trainer:
         valid = list(self.dataset.valid)
         rows = self.dataset.rows
         targets = torch.tensor([rows[e.target] for e in train])
-        train_cache = self._encode([e.summary for e in train])
-        valid_cache = self._encode([e.summary for e in valid])
+        train_cache = self._encode(train)
+        valid_cache = self._encode(valid)
         steps_per_epoch = math.ceil(len(train) / config.batch_size)
         optimizer, scheduler = self._optimizer(steps_per_epoch * config.epochs)
         candidates = Candidates(

@@ -234,7 +234,8 @@ class _Replay:
         requests = latest_per_user(pending)
         summaries = [render_summary(r.state, self.title_of, self.state_config) for r in requests]
         exclude = [r.state.interacted() for r in requests]
-        ranked = self.scorer.recommend(summaries, exclude, self.index)
+        recent = [r.state.recent_items() for r in requests]
+        ranked = self.scorer.recommend(summaries, recent, exclude, self.index)
         self.result.batches += 1
         self.result.scorings += len(requests)
         for request, user_ranked in zip(requests, ranked, strict=True):

@@ -71,6 +71,9 @@ def train(
     ] = DEFAULTS.rating_weight,
     item_ids: Annotated[bool, typer.Option(help="Learned item-ID embedding.")] = DEFAULTS.item_ids,
     item_bias: Annotated[bool, typer.Option(help="Learned item bias.")] = DEFAULTS.item_bias,
+    history: Annotated[
+        int, typer.Option(help="Recent items pooled into the user vector; 0 = summary only.")
+    ] = DEFAULTS.history,
     seed: Annotated[int, typer.Option(help="Random seed.")] = DEFAULTS.seed,
     threads: Annotated[
         int, typer.Option(help="torch CPU threads; 0 = default.")
@@ -100,6 +103,7 @@ def train(
                 "rating_weight": rating_weight,
                 "item_ids": item_ids,
                 "item_bias": item_bias,
+                "history": history,
                 "seed": seed,
                 "threads": threads,
                 "device": device,

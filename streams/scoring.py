@@ -188,7 +188,8 @@ def register(
         assert index is not None
         summaries = [render_summary(r.state, catalog.title_of, state_config) for r in requests]
         exclude = [r.state.interacted() for r in requests]
-        return runtime.scorer.recommend(summaries, exclude, index)
+        recent = [r.state.recent_items() for r in requests]
+        return runtime.scorer.recommend(summaries, recent, exclude, index)
 
     def outputs(
         requests: Sequence[ScoringRequest],

@@ -56,7 +56,9 @@ def test_stream_with_pretrained_minilm_matches_offline_scorer(bootstrap: str, tm
     users = sorted(expected)
     titles = lambda i: catalog[i].title if i in catalog else None  # noqa: E731
     summaries = [render_summary(expected[u], titles, StateConfig()) for u in users]
-    offline = scorer.recommend(summaries, [expected[u].interacted() for u in users], index)
+    recent = [expected[u].recent_items() for u in users]
+    exclude = [expected[u].interacted() for u in users]
+    offline = scorer.recommend(summaries, recent, exclude, index)
     agree = sum(
         [e["item_id"] for e in latest[u]["items"]] == [i for i, _ in ranked]
         for u, ranked in zip(users, offline, strict=True)

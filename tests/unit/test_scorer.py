@@ -29,7 +29,7 @@ def test_index_build_and_top_k_excludes_interacted(scorer: BatchScorer):
     index = scorer.build_index(ITEMS)
     assert len(index) == 5 and index.embeddings.shape == (5, 32)
     summaries = ["Recently purchased: cats", "Recently viewed: war"]
-    ranked = scorer.recommend(summaries, [frozenset({"i0", "i1"}), frozenset()], index)
+    ranked = scorer.recommend(summaries, [(), ()], [frozenset({"i0", "i1"}), frozenset()], index)
     assert len(ranked[0]) == 3 and len(ranked[1]) == 3
     assert not {"i0", "i1"} & {item for item, _ in ranked[0]}
     scores = [s for _, s in ranked[1]]
@@ -39,8 +39,8 @@ def test_index_build_and_top_k_excludes_interacted(scorer: BatchScorer):
 def test_batched_scores_equal_single_user_scores(scorer: BatchScorer):
     index = scorer.build_index(ITEMS)
     summaries = ["short", "a much longer summary of what this user clicked recently"]
-    batched = scorer.recommend(summaries, [frozenset()] * 2, index)
-    single = [scorer.recommend([s], [frozenset()], index)[0] for s in summaries]
+    batched = scorer.recommend(summaries, [()] * 2, [frozenset()] * 2, index)
+    single = [scorer.recommend([s], [()], [frozenset()], index)[0] for s in summaries]
     for a, b in zip(batched, single, strict=True):
         assert [i for i, _ in a] == [i for i, _ in b]
         assert all(math.isclose(x, y, abs_tol=1e-4) for (_, x), (_, y) in zip(a, b, strict=True))
@@ -59,9 +59,9 @@ def test_update_index_reembeds_only_changed_items(scorer: BatchScorer):
 
 def test_empty_index_and_everything_excluded(scorer: BatchScorer):
     empty = scorer.build_index([])
-    assert scorer.recommend(["x"], [frozenset()], empty) == [[]]
+    assert scorer.recommend(["x"], [()], [frozenset()], empty) == [[]]
     index = scorer.build_index(ITEMS[:2])
-    assert scorer.recommend(["x"], [frozenset({"i0", "i1"})], index) == [[]]
+    assert scorer.recommend(["x"], [()], [frozenset({"i0", "i1"})], index) == [[]]
 
 
 CATALOG = {

@@ -1,4 +1,6 @@
 import json
+import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -6,9 +8,15 @@ import torch.nn.functional as F  # noqa: N812
 
 from encoders.config import EncoderConfig
 from encoders.dataset import build_dataset
-from encoders.evaluation import make_scorer, rank_targets
+from encoders.evaluation import make_scorer, parity_check, rank_targets
 from encoders.layer_cache import freeze_below, lower_states, upper_forward
-from encoders.model import ScoringHead, load_item_index, load_model_dir, tiny_random_model
+from encoders.model import (
+    ScoringHead,
+    history_rows,
+    load_item_index,
+    load_model_dir,
+    tiny_random_model,
+)
 from encoders.records import Event, Item
 from encoders.scorer import BatchScorer
 from encoders.training import (
@@ -129,6 +137,48 @@ def test_head_cold_items_get_text_score_only():
     scores = head(users, items, rows)
     assert scores[0, 1].item() == 0.0
     assert scores[0, 0].item() == pytest.approx(2.0 * 1.0 + 1.0)
+
+
+def test_history_rows_are_most_recent_first_and_skip_unknown_items():
+    rows = history_rows([("b", "zz", "a", "b"), ()], {"a": 0, "b": 1}, 2)
+    assert rows.tolist() == [[1, 0], [-1, -1]]
+
+
+def test_head_pools_recent_items_by_recency_weight():
+    head = ScoringHead(0.5, 2, item_ids=("a", "b"), id_dim=2, history=2, dim=2)
+    with torch.no_grad():
+        head.history_map.copy_(torch.eye(2))
+        head.recency.copy_(torch.tensor([math.log(3.0), 0.0]))  # weights 3/4, 1/4
+        head.item_embedding.copy_(torch.tensor([[10.0, 0.0], [0.0, 10.0]]))
+    items = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    users = torch.tensor([[0.5, 0.5], [0.0, 0.0], [0.0, 0.0]])
+    history = torch.tensor([[0, 1], [1, -1], [-1, -1]])
+    text = head.with_history(users, items, None, history, features=False)
+    expected = torch.tensor([[0.5 + 0.75, 0.5 + 0.25], [0.0, 1.0], [0.0, 0.0]])
+    torch.testing.assert_close(text, expected)
+    # With the item features on, history items carry their ID embedding too.
+    with_ids = head.with_history(users, items, torch.tensor([0, 1]), history)
+    torch.testing.assert_close(with_ids[1], torch.tensor([0.0, 11.0]))
+    # Row order of the scored items may differ from the head's: item_rows maps them.
+    swapped = head.with_history(users, items.flip(0), torch.tensor([1, 0]), history)
+    torch.testing.assert_close(swapped[1], torch.tensor([11.0, 0.0]))
+
+
+def test_history_changes_scores_and_serving_matches_the_evaluator(tmp_path):
+    data = make_data()
+    config = TrainConfig(train_layers=0, history=4, **TINY)
+    result = train(tiny_random_model(), data, config)
+    with torch.no_grad():  # a strong, random history map: history must move the ranking
+        result.model.head.history_map.normal_(0.0, 5.0)
+    save_trained(result, data, config, tmp_path)
+    loaded = load_model_dir(tmp_path)
+    assert loaded.spec.history == loaded.head.history == 4
+    torch.testing.assert_close(loaded.head.history_map, result.model.head.history_map)
+    parity = parity_check(loaded, data, CPU)
+    assert parity.users == len(data.test) and parity.ok, parity
+    scorer = make_scorer(loaded, data, CPU, torch.device("cpu"))
+    blind = [replace(e, recent=()) for e in data.test]
+    assert not torch.allclose(scorer.scores(list(data.test)), scorer.scores(blind))
 
 
 @pytest.mark.parametrize("loss", ["full", "sampled"])
