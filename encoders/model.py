@@ -345,8 +345,11 @@ def load_item_index(path: Path) -> tuple[tuple[str, ...], torch.Tensor, str] | N
     return tuple(meta["item_ids"]), embeddings, str(meta["catalogue_version"])
 
 
-def tiny_random_model(seed: int = 0, version: str = "tiny-random") -> Recommender:
-    """Return a 2-layer, hidden-32 random-weight model on the real tokenizer, for fast tests."""
+def tiny_random_model(seed: int = 0, version: str = "tiny-random", history: int = 0) -> Recommender:
+    """Return a 2-layer, hidden-32 random-weight model on the real tokenizer, for fast tests.
+
+    ``history`` > 0 gives the head a random recent-items branch of that many positions.
+    """
     torch.manual_seed(seed)
     base = AutoConfig.from_pretrained(str(pretrained_dir()))
     config = type(base)(
@@ -358,6 +361,11 @@ def tiny_random_model(seed: int = 0, version: str = "tiny-random") -> Recommende
         max_position_embeddings=512,
     )
     tower = TextTower(AutoModel.from_config(config, attn_implementation="sdpa"))
-    spec = ModelSpec(model_version=version, base_encoder="tiny-random")
+    spec = ModelSpec(model_version=version, base_encoder="tiny-random", history=history)
+    head = ScoringHead(spec.temperature, history=history, dim=tower.dim)
+    if history:
+        with torch.no_grad():
+            head.recency.normal_()  # type: ignore[union-attr]
+            head.history_map.normal_()  # type: ignore[union-attr]
     tokenizer = AutoTokenizer.from_pretrained(str(pretrained_dir()))
-    return Recommender(tower, tower, ScoringHead(spec.temperature), tokenizer, spec).eval()
+    return Recommender(tower, tower, head, tokenizer, spec).eval()

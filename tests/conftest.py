@@ -26,7 +26,8 @@ def bootstrap() -> str:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-model")
-    save_model_dir(tiny_random_model(seed=7), path)
+    # A history head: the stream must pass each state's recent items too.
+    save_model_dir(tiny_random_model(seed=7, history=20), path)
     return path
 
 
