@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 
-from encoders.behaviour import StateConfig, UserState, apply_with_catalog
+from encoders.behaviour import StateConfig, UserState, apply_with_catalog, render_summary
+from encoders.config import EncoderConfig
+from encoders.model import Recommender
 from encoders.records import Item, event_from_dict, item_from_dict
+from encoders.scorer import BatchScorer
 
 GENRES = ["drama", "comedy", "action", "horror", "sci-fi"]
 
@@ -96,3 +99,21 @@ def expected_states(
             states.get(event.user_id, UserState()), event, catalog, StateConfig()
         )
     return states
+
+
+def offline_top10(
+    model: Recommender, items: list[dict[str, object]], states: dict[str, UserState]
+) -> dict[str, list[str]]:
+    """Each user's top-10 from the stream's scorer code run offline on the expected states."""
+    scorer = BatchScorer(model, EncoderConfig(device="cpu"))
+    catalog = {str(i["item_id"]): item_from_dict(i) for i in items}
+    index = scorer.build_index([(k, v.text()) for k, v in catalog.items()])
+    title = lambda i: catalog[i].title if i in catalog else None  # noqa: E731
+    users = sorted(states)
+    ranked = scorer.recommend(
+        [render_summary(states[u], title, StateConfig()) for u in users],
+        [states[u].recent_items() for u in users],
+        [states[u].interacted() for u in users],
+        index,
+    )
+    return {u: [i for i, _ in r] for u, r in zip(users, ranked, strict=True)}

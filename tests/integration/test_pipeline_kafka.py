@@ -7,15 +7,12 @@ from collections import Counter
 import orjson
 import pytest
 
-from encoders.behaviour import StateConfig, render_summary, state_to_bytes
-from encoders.config import EncoderConfig
+from encoders.behaviour import state_to_bytes
 from encoders.model import load_model_dir
-from encoders.records import item_from_dict
-from encoders.scorer import BatchScorer
 from streams.collect import TopicCollector, latest_recommendations
 from streams.dlq import raw_bytes
 from streams.topics import changelog_topic
-from tests.integration.data import BAD, catalogue, events, expected_states
+from tests.integration.data import BAD, catalogue, events, expected_states, offline_top10
 from tests.kafka_support import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
@@ -41,21 +38,6 @@ def wait_for_users(pipe: Pipeline, expected: dict, extra_dlq: int = 0, timeout_s
     collector.close()
     assert ok, f"pipeline did not finish in {timeout_s} s; worker log:\n{pipe.log()}"
     return [collector.records[n] for n in names]
-
-
-def offline_top10(model_dir, items: list[dict], states: dict) -> dict[str, list[str]]:
-    scorer = BatchScorer(load_model_dir(model_dir), EncoderConfig(device="cpu"))
-    catalog = {str(i["item_id"]): item_from_dict(i) for i in items}
-    index = scorer.build_index([(k, v.text()) for k, v in catalog.items()])
-    title = lambda i: catalog[i].title if i in catalog else None  # noqa: E731
-    users = sorted(states)
-    ranked = scorer.recommend(
-        [render_summary(states[u], title, StateConfig()) for u in users],
-        [states[u].recent_items() for u in users],
-        [states[u].interacted() for u in users],
-        index,
-    )
-    return {u: [i for i, _ in r] for u, r in zip(users, ranked, strict=True)}
 
 
 def test_mixed_stream_dead_letters_exactly_the_bad_records(pipeline: Pipeline):
@@ -85,7 +67,7 @@ def test_mixed_stream_dead_letters_exactly_the_bad_records(pipeline: Pipeline):
         assert [e["rank"] for e in record["items"]] == list(range(1, 11))
 
     # The stream's top-10 are the offline scorer's for the same states.
-    offline = offline_top10(pipeline.model_dir, items, expected)
+    offline = offline_top10(load_model_dir(pipeline.model_dir), items, expected)
     same = sum([e["item_id"] for e in latest[u]["items"]] == offline[u] for u in expected)
     assert same >= 0.9 * len(expected), f"{same}/{len(expected)} users with the offline top-10"
 
