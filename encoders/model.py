@@ -363,9 +363,9 @@ def tiny_random_model(seed: int = 0, version: str = "tiny-random", history: int 
     tower = TextTower(AutoModel.from_config(config, attn_implementation="sdpa"))
     spec = ModelSpec(model_version=version, base_encoder="tiny-random", history=history)
     head = ScoringHead(spec.temperature, history=history, dim=tower.dim)
-    if history:
+    if head.recency is not None and head.history_map is not None:
         with torch.no_grad():
-            head.recency.normal_()  # type: ignore[union-attr]
-            head.history_map.normal_()  # type: ignore[union-attr]
+            head.recency.normal_()
+            head.history_map.normal_()
     tokenizer = AutoTokenizer.from_pretrained(str(pretrained_dir()))
     return Recommender(tower, tower, head, tokenizer, spec).eval()
