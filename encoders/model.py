@@ -192,9 +192,8 @@ class ScoringHead(nn.Module):
         history = history[:, :positions]
         present = history >= 0
         rows = history.clamp(min=0)
-        head_rows = None if item_rows is None else item_rows[rows]
-        if head_rows is None and self.item_embedding is not None:
-            head_rows = rows
+        # Without item_rows, the rows of ``items`` are the head's own.
+        head_rows = rows if item_rows is None else item_rows[rows]
         vectors = self.item_side(items[rows], head_rows, features=features)
         weights = present.to(vectors.dtype) * self.recency[:positions].softmax(0).to(vectors.dtype)
         weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-9)

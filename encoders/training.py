@@ -353,12 +353,13 @@ class Trainer:
         config = self.config
         encoder = [p for p in self.model.user_tower.parameters() if p.requires_grad]
         head = self.model.head
-        matrices = [m for m in (head.item_embedding, head.history_map) if m is not None]
         recency = [head.recency] if head.recency is not None else []
-        vectors = [p for p in head.parameters() if all(p is not m for m in matrices + recency)]
         groups = [
-            {"params": matrices, "lr": config.head_lr, "weight_decay": 0.0},
-            {"params": vectors, "lr": config.head_lr, "weight_decay": 0.0},
+            {
+                "params": [p for p in head.parameters() if p is not head.recency],
+                "lr": config.head_lr,
+                "weight_decay": 0.0,
+            },
             # At the head's rate the recency weights barely move in two epochs.
             {"params": recency, "lr": config.history_lr, "weight_decay": 0.0},
         ]
@@ -459,9 +460,8 @@ class Trainer:
                 )
         if self.config.rating_weight:
             examples = [train[i] for i in index.tolist()]
-            items = self.item_vectors[batch_targets.to(self.device)]
-            if head.item_embedding is not None:
-                items = items + head.item_embedding[batch_targets.to(self.device)]
+            rows = batch_targets.to(self.device)
+            items = head.item_side(self.item_vectors[rows], rows)
             loss = loss + self.config.rating_weight * _rating_loss(users, items, examples)
         return loss
 
