@@ -14,6 +14,14 @@ from streams.settings import Settings
 # Compacted: items are a table keyed by item_id; the newest version wins.
 COMPACTED = {"cleanup.policy": "compact"}
 KEEP_FOREVER = {"retention.ms": "-1"}
+# Kafka rolls a segment once the record timestamps in it span segment.ms (7 days
+# by default). Replays keep the original event times, so replaying months of
+# history in seconds rolls a segment for every simulated week; a fetch stops at a
+# segment's end, and Faust's consumer lost about 0.1 s at each (a Faust agent that
+# does nothing read a MovieLens replay at 4.9k instead of 13k events/s). The
+# events topic is kept forever, so time-based rolls buy nothing there: it rolls
+# by size only.
+EVENT_TIME_SEGMENTS = {"segment.ms": str(100 * 365 * 24 * 3600 * 1000)}
 # Share snapshots are kept, not compacted: their history is the bandit's audit trail.
 COMPACTED_TOPICS = frozenset({"items"})
 SINGLE_PARTITION = frozenset({"experiment_events", "experiment_shares"})
@@ -46,7 +54,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
         specs[settings.topics.name(field)] = {
             "num_partitions": 1 if single else kafka.partitions,
             "replication_factor": kafka.replication,
-            "configs": dict(COMPACTED if field in COMPACTED_TOPICS else KEEP_FOREVER),
+            "configs": topic_configs(field),
         }
     for table, single in TABLES.items():
         # Faust would create these itself, but a just-created topic can be
@@ -58,6 +66,15 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
             "configs": dict(COMPACTED),
         }
     return specs
+
+
+def topic_configs(field: str) -> dict[str, str]:
+    """Topic-level configs of one of the app's topics (by settings field name)."""
+    if field in COMPACTED_TOPICS:
+        return dict(COMPACTED)
+    if field == "events":
+        return {**KEEP_FOREVER, **EVENT_TIME_SEGMENTS}
+    return dict(KEEP_FOREVER)
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
