@@ -92,6 +92,13 @@ class TrainConfig(BaseModel):
     history_lr: float = Field(
         0.02, gt=0, description="AdamW learning rate of the history's recency weights."
     )
+    id_dropout: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of steps trained with the item-ID features off, so the text path "
+        "must rank on its own too (what cold items and the ids-off score rely on).",
+    )
     temperature: float = Field(0.05, gt=0, le=1, description="Initial softmax temperature.")
     eval_batch_size: int = Field(256, ge=1, description="Users per validation forward pass.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
@@ -321,7 +328,9 @@ class Trainer:
         history = history_rows([e.recent for e in examples], self.dataset.rows, self.config.history)
         return _Encoded(batch["attention_mask"], hidden, history)
 
-    def _users(self, encoded: _Encoded, index: torch.Tensor) -> torch.Tensor:
+    def _users(
+        self, encoded: _Encoded, index: torch.Tensor, *, features: bool = True
+    ) -> torch.Tensor:
         mask = encoded.mask[index].to(self.device)
         # Trim padding shared by the whole batch: same result, fewer tokens.
         width = int(mask.sum(1).max())
@@ -329,7 +338,9 @@ class Trainer:
         with self._autocast():
             users = upper_forward(self.model.user_tower, hidden, mask[:, :width], self.split)
             history = encoded.history[index].to(self.device)
-            return self.model.head.with_history(users, self.item_vectors, None, history)
+            return self.model.head.with_history(
+                users, self.item_vectors, None, history, features=features
+            )
 
     def validate(self, encoded: _Encoded, examples: Sequence[Example]) -> list[int]:
         """Full-ranking ranks of the validation targets, history excluded."""
@@ -443,25 +454,28 @@ class Trainer:
         candidates: Candidates,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        users = self._users(cache, index)
+        # Drawn only when asked for, so the default run's random stream is unchanged.
+        dropout = self.config.id_dropout
+        features = not dropout or float(torch.rand((), generator=generator)) >= dropout
+        users = self._users(cache, index, features=features)
         batch_targets = targets[index]
         head = self.model.head
         with self._autocast():
             if self.config.loss == "full":
-                logits = head(users, self.item_vectors)
+                logits = head(users, self.item_vectors, features=features)
                 loss = full_softmax_loss(logits.float(), batch_targets.to(self.device))
             else:
                 rows, log_q = candidates.draw(batch_targets, generator)
                 rows = rows.to(self.device)
                 item_rows = rows if head.item_ids else None
-                logits = head(users, self.item_vectors[rows], item_rows)
+                logits = head(users, self.item_vectors[rows], item_rows, features=features)
                 loss = sampled_softmax_loss(
                     logits.float(), rows, batch_targets.to(self.device), log_q.to(self.device)
                 )
         if self.config.rating_weight:
             examples = [train[i] for i in index.tolist()]
             rows = batch_targets.to(self.device)
-            items = head.item_side(self.item_vectors[rows], rows)
+            items = head.item_side(self.item_vectors[rows], rows, features=features)
             loss = loss + self.config.rating_weight * _rating_loss(users, items, examples)
         return loss
 

@@ -74,6 +74,9 @@ def train(
     history: Annotated[
         int, typer.Option(help="Recent items pooled into the user vector; 0 = summary only.")
     ] = DEFAULTS.history,
+    id_dropout: Annotated[
+        float, typer.Option(help="Share of steps trained with the item-ID features off.")
+    ] = DEFAULTS.id_dropout,
     seed: Annotated[int, typer.Option(help="Random seed.")] = DEFAULTS.seed,
     threads: Annotated[
         int, typer.Option(help="torch CPU threads; 0 = default.")
@@ -103,6 +106,7 @@ def train(
                 "rating_weight": rating_weight,
                 "item_ids": item_ids,
                 "item_bias": item_bias,
+                "id_dropout": id_dropout,
                 "history": history,
                 "seed": seed,
                 "threads": threads,

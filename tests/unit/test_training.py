@@ -217,3 +217,17 @@ def test_text_only_training_has_no_item_table(tmp_path):
     save_trained(result, data, config, tmp_path)
     loaded = load_model_dir(tmp_path)
     assert loaded.head.item_embedding is None and loaded.head.rows_for(("1",)) is None
+
+
+@pytest.mark.parametrize("dropout", [0.0, 1.0])
+def test_id_dropout_trains_steps_with_the_item_features_off(dropout):
+    data = make_data()
+    config = TrainConfig(train_layers=0, history=4, id_dropout=dropout, **TINY)
+    model = tiny_random_model()
+    result = train(model, data, config)
+    head = result.model.head
+    assert head.item_embedding is not None and head.item_bias is not None
+    # Created at training start: zero ID embedding and bias, so any change is a gradient step.
+    moved = bool(head.item_embedding.abs().sum() > 0 or head.item_bias.abs().sum() > 0)
+    assert moved == (dropout == 0.0)
+    assert bool(head.history_map.abs().sum() > 0)  # the text path trained either way
