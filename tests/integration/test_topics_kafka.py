@@ -8,7 +8,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from tests.kafka_support import Pipeline
+from streams.io import SendSummary, producer, send_records
+from tests.kafka_support import Pipeline, records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -42,11 +43,16 @@ def test_a_replay_of_five_weeks_of_events_stays_in_one_segment_with_its_timestam
         }
         for d in range(days)
     ]
-    # One producer per simulated day: the broker sees a separate append each
-    # time, which is when it decides whether to roll a segment.
-    for event in events:
-        pipe.send("events", [event])
-        pipe.send("recommendations", [event])  # a topic with Kafka's default roll time
+    # One flush per simulated day: the broker sees a separate append each time,
+    # which is when it decides whether to roll a segment.
+    prod = producer(bootstrap)
+    summary = SendSummary()
+    for record in records(events):
+        send_records(prod, pipe.topic("events"), [record], summary)
+        # A topic with Kafka's default roll time, as the control.
+        send_records(prod, pipe.topic("recommendations"), [record], summary)
+    prod.close()
+    assert summary.failed == 0 and summary.sent == 2 * days
 
     # The control shows the broker really rolls on event time (every 7 days)...
     assert most_segments(bootstrap, pipe.topic("recommendations")) >= days // 7
