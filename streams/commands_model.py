@@ -54,6 +54,15 @@ def train(
     train_layers: Annotated[
         int, typer.Option(help="Top user-tower layers to fine-tune.")
     ] = DEFAULTS.train_layers,
+    item_layers: Annotated[
+        int, typer.Option(help="Top item-tower layers to fine-tune; 0 = item tower frozen.")
+    ] = DEFAULTS.item_train_layers,
+    item_refresh: Annotated[
+        int, typer.Option(help="Steps between recomputing every cached item vector.")
+    ] = DEFAULTS.item_refresh,
+    item_negatives: Annotated[
+        int, typer.Option(help="Sampled negatives per step in the item tower's loss.")
+    ] = DEFAULTS.item_negatives,
     max_length: Annotated[
         int, typer.Option(help="Token budget of a summary.")
     ] = DEFAULTS.user_max_length,
@@ -99,6 +108,9 @@ def train(
                 "encoder_lr": encoder_lr,
                 "head_lr": head_lr,
                 "train_layers": train_layers,
+                "item_train_layers": item_layers,
+                "item_refresh": item_refresh,
+                "item_negatives": item_negatives,
                 "user_max_length": max_length,
                 "max_train_per_user": per_user,
                 "loss": loss,

@@ -22,6 +22,7 @@ from encoders.scorer import BatchScorer
 from encoders.training import (
     HISTORY_FILE,
     Candidates,
+    Trainer,
     TrainConfig,
     full_softmax_loss,
     sampled_softmax_loss,
@@ -231,3 +232,46 @@ def test_id_dropout_trains_steps_with_the_item_features_off(dropout):
     moved = bool(head.item_embedding.abs().sum() > 0 or head.item_bias.abs().sum() > 0)
     assert moved == (dropout == 0.0)
     assert bool(head.history_map.abs().sum() > 0)  # the text path trained either way
+
+
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_item_tower_training_moves_its_top_layers_and_serves_from_them(tmp_path, loss):
+    data = make_data()
+    config = TrainConfig(
+        train_layers=0,
+        item_train_layers=1,
+        item_refresh=2,
+        item_ids=False,
+        item_bias=False,
+        encoder_lr=1e-2,
+        loss=loss,
+        negatives=5,
+        item_negatives=4,
+        precision="fp32",
+        **TINY,
+    )
+    base = tiny_random_model()
+    before = {k: v.clone() for k, v in base.item_tower.encoder.state_dict().items()}
+    trainer = Trainer(base, data, config)
+    result = trainer.fit()
+    model = result.model
+    # The base model is untouched; the user tower stays the frozen base.
+    for key, value in base.item_tower.encoder.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert model.user_tower is base.user_tower and model.item_tower is not base.item_tower
+    trained = model.item_tower.encoder.state_dict()
+    moved = {k for k in trained if not torch.equal(trained[k], before[k])}
+    assert moved and all(k.startswith("encoder.layer.1.") for k in moved), moved
+    save_trained(result, data, config, tmp_path)
+    loaded = load_model_dir(tmp_path)
+    assert not loaded.spec.shared_towers
+    # The stored index is the trained item tower's, and serving matches the evaluator.
+    ids, vectors, _ = load_item_index(tmp_path)
+    index = BatchScorer(loaded, CPU).build_index(data.item_texts())
+    assert torch.allclose(index.embeddings, vectors, atol=1e-5)
+    frozen = BatchScorer(base, CPU).build_index(data.item_texts())
+    assert not torch.allclose(frozen.embeddings, vectors, atol=1e-3)
+    parity = parity_check(loaded, data, CPU)
+    assert parity.ok, parity
+    # The trainer's cache, refreshed after the best weights came back, is the full tower's.
+    torch.testing.assert_close(trainer.item_vectors, vectors, atol=5e-3, rtol=0)
