@@ -29,12 +29,16 @@ def movielens(tmp_path_factory):
     return build_dataset([e for e in events if e.user_id in keep], items)
 
 
-def test_short_training_beats_zero_shot_and_serves_like_the_evaluator(movielens, tmp_path):
+@pytest.mark.parametrize("item_layers", [0, 1])
+def test_short_training_beats_zero_shot_and_serves_like_the_evaluator(
+    movielens, tmp_path, item_layers
+):
     torch.set_num_threads(2)
     config = TrainConfig(
         epochs=3,
         patience=3,
         train_layers=1,
+        item_train_layers=item_layers,
         max_train_per_user=8,
         user_max_length=48,
         encoder_lr=1e-4,
