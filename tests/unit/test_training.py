@@ -22,8 +22,8 @@ from encoders.scorer import BatchScorer
 from encoders.training import (
     HISTORY_FILE,
     Candidates,
-    Trainer,
     TrainConfig,
+    Trainer,
     full_softmax_loss,
     sampled_softmax_loss,
     save_trained,
