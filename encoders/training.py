@@ -395,20 +395,17 @@ class Trainer:
     def _fresh_items(self, rows: torch.Tensor) -> torch.Tensor:
         """Vectors of item ``rows`` from the item tower as it is now, with gradients."""
         assert self.item_cache is not None
-        return self._upper(self.model.item_tower, self.item_cache, rows, self.item_split).float()
+        return self._upper(self.model.item_tower, self.item_cache, rows, self.item_split)
 
     def _users(
-        self,
-        encoded: _Encoded,
-        index: torch.Tensor,
-        items: torch.Tensor,
-        *,
-        features: bool = True,
+        self, encoded: _Encoded, index: torch.Tensor, *, features: bool = True
     ) -> torch.Tensor:
         users = self._upper(self.model.user_tower, encoded, index, self.split)
         with self._autocast():
             history = encoded.history[index].to(self.device)
-            return self.model.head.with_history(users, items, None, history, features=features)
+            return self.model.head.with_history(
+                users, self.item_vectors, None, history, features=features
+            )
 
     def validate(self, encoded: _Encoded, examples: Sequence[Example]) -> list[int]:
         """Full-ranking ranks of the validation targets, history excluded."""
@@ -420,8 +417,7 @@ class Trainer:
             for start in range(0, len(examples), size):
                 part = examples[start : start + size]
                 index = torch.arange(start, start + len(part))
-                users = self._users(encoded, index, self.item_vectors)
-                logits = self.model.head(users, self.item_vectors).float()
+                logits = self.model.head(self._users(encoded, index), self.item_vectors).float()
                 mask_rows(logits, [[rows[i] for i in e.history if i in rows] for e in part])
                 targets = torch.tensor([rows[e.target] for e in part], device=logits.device)
                 ranks.extend(target_ranks(logits, targets).tolist())
@@ -490,9 +486,7 @@ class Trainer:
                 disable=not config.progress,
             )
             for step, index in enumerate(bar, 1):
-                loss, fresh_rows, fresh = self._step(
-                    train, train_cache, targets, index, candidates, generator
-                )
+                loss, fresh = self._step(train, train_cache, targets, index, candidates, generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
@@ -500,10 +494,12 @@ class Trainer:
                 scheduler.step()
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-                if fresh is not None and fresh_rows is not None:
+                if fresh is not None:
                     # Vectors from just before the step: close enough until
-                    # the next full refresh, and free.
-                    self.item_vectors[fresh_rows] = fresh
+                    # the next full refresh, and free. Written after
+                    # backward, which still needed the cache as it was.
+                    rows_done, vectors = fresh
+                    self.item_vectors[rows_done] = vectors
                     if step % config.item_refresh == 0:
                         self.item_vectors = self._refresh_items()
             if self.item_cache is not None:
@@ -535,12 +531,12 @@ class Trainer:
         index: torch.Tensor,
         candidates: Candidates,
         generator: torch.Generator,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """Loss of one batch, and the item rows it recomputed with their fresh vectors."""
         # Drawn only when asked for, so the default run's random stream is unchanged.
         dropout = self.config.id_dropout
         features = not dropout or float(torch.rand((), generator=generator)) >= dropout
-        users = self._users(cache, index, self.item_vectors, features=features)
+        users = self._users(cache, index, features=features)
         batch_targets = targets[index]
         head = self.model.head
         with self._autocast():
@@ -561,7 +557,7 @@ class Trainer:
             items = head.item_side(self.item_vectors[rows], rows, features=features)
             loss = loss + self.config.rating_weight * _rating_loss(users, items, examples)
         if self.item_cache is None:
-            return loss, None, None
+            return loss, None
         # The item tower learns only from candidates that are all freshly
         # computed. Were its gradients to flow through the targets alone, into
         # a softmax whose other rows are cached, it would learn to lift every
@@ -575,7 +571,7 @@ class Trainer:
         item_loss = sampled_softmax_loss(
             logits.float(), rows, batch_targets.to(self.device), log_q.to(self.device)
         )
-        return loss + item_loss, rows, fresh.detach()
+        return loss + item_loss, (rows, fresh.detach())
 
 
 def _copy_encoder(encoder: PreTrainedModel) -> PreTrainedModel:
