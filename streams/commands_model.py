@@ -69,6 +69,10 @@ def train(
     per_user: Annotated[
         int, typer.Option(help="Most recent training examples per user; 0 = all.")
     ] = DEFAULTS.max_train_per_user,
+    length_buckets: Annotated[
+        int,
+        typer.Option(help="Batches per length-sorted run (less padding per step); 0 = off."),
+    ] = DEFAULTS.length_buckets,
     loss: Annotated[
         str, typer.Option(help="full | sampled (in-batch + sampled, log-Q).")
     ] = DEFAULTS.loss,
@@ -113,6 +117,7 @@ def train(
                 "item_negatives": item_negatives,
                 "user_max_length": max_length,
                 "max_train_per_user": per_user,
+                "length_buckets": length_buckets,
                 "loss": loss,
                 "negatives": negatives,
                 "rating_weight": rating_weight,

@@ -24,6 +24,7 @@ from encoders.training import (
     Candidates,
     TrainConfig,
     Trainer,
+    epoch_batches,
     full_softmax_loss,
     sampled_softmax_loss,
     save_trained,
@@ -90,6 +91,32 @@ def test_candidates_contain_targets():
     rows, log_q = draw.draw(torch.tensor([1, 2]), torch.Generator().manual_seed(0))
     assert {1, 2} <= set(rows.tolist())
     assert rows.shape == log_q.shape and torch.isfinite(log_q).all()
+
+
+@pytest.mark.parametrize("buckets", [0, 4])
+def test_epoch_batches_cover_every_example_once(buckets):
+    lengths = torch.randint(60, 128, (1000,), generator=torch.Generator().manual_seed(1))
+    batches = epoch_batches(lengths, 64, buckets, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat(batches).sort().values, torch.arange(1000))
+    assert [len(b) for b in batches].count(64) >= len(batches) - 4
+    if not buckets:  # the plain order is the one training has always drawn
+        plain = torch.randperm(1000, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(torch.cat(batches), plain)
+
+
+def test_length_buckets_cut_each_batch_to_similar_lengths():
+    lengths = torch.randint(60, 128, (4096,), generator=torch.Generator().manual_seed(1))
+
+    def mean_width(buckets: int) -> float:
+        batches = epoch_batches(lengths, 128, buckets, torch.Generator().manual_seed(0))
+        return float(torch.stack([lengths[b].max() for b in batches]).float().mean())
+
+    assert mean_width(0) > 120
+    assert mean_width(8) < 0.85 * mean_width(0)
+    # The batches themselves are shuffled: not in order of length.
+    batches = epoch_batches(lengths, 128, 8, torch.Generator().manual_seed(0))
+    widths = [int(lengths[b].max()) for b in batches]
+    assert widths != sorted(widths)
 
 
 def test_select_train_keeps_most_recent_per_user():
@@ -209,9 +236,12 @@ def test_train_saves_loadable_model_that_serves_like_the_evaluator(tmp_path, los
     assert torch.allclose(index.embeddings, vectors, atol=1e-5)
 
 
-def test_text_only_training_has_no_item_table(tmp_path):
+@pytest.mark.parametrize("buckets", [0, 2])
+def test_text_only_training_has_no_item_table(tmp_path, buckets):
     data = make_data()
-    config = TrainConfig(item_ids=False, item_bias=False, train_layers=0, **TINY)
+    config = TrainConfig(
+        item_ids=False, item_bias=False, train_layers=0, length_buckets=buckets, **TINY
+    )
     result = train(tiny_random_model(), data, config)
     assert result.model.head.item_embedding is None and result.model.head.item_bias is None
     assert result.model.head.rows_for(("1",)) is None
