@@ -601,13 +601,11 @@ def epoch_batches(
     similar stage than a random one would.
     """
     order = torch.randperm(len(lengths), generator=generator)
-    if buckets:
-        pool = buckets * size
-        order = torch.cat([run[lengths[run].argsort(stable=True)] for run in order.split(pool)])
-    batches = list(order.split(size))
-    if buckets:
-        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
-    return batches
+    if not buckets:
+        return list(order.split(size))
+    runs = order.split(buckets * size)
+    batches = torch.cat([run[lengths[run].argsort(stable=True)] for run in runs]).split(size)
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
 
 
 def _snapshot(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
