@@ -21,7 +21,7 @@ import torch
 from encoders.behaviour import StateConfig, render_summary
 from encoders.config import EncoderConfig
 from encoders.dataset import Dataset, Example
-from encoders.metrics import mask_rows, summarize, target_ranks
+from encoders.metrics import bootstrap_interval, mask_rows, summarize, target_ranks
 from encoders.model import Recommender, history_rows
 from encoders.precision import Precision, autocast_for
 from encoders.scorer import BatchScorer, resolve_device
@@ -138,15 +138,51 @@ def cold_cases(dataset: Dataset, examples: Sequence[Example]) -> list[Example]:
     return [e for e in examples if e.target not in seen]
 
 
+def case_ranks(scorer: Scorer, dataset: Dataset) -> dict[str, list[int]]:
+    """Each case's rank on validation, test and the test's cold-start items."""
+    return {
+        "valid": rank_targets(scorer, dataset, dataset.valid),
+        "test": rank_targets(scorer, dataset, dataset.test),
+        "test_cold_items": rank_targets(scorer, dataset, cold_cases(dataset, dataset.test)),
+    }
+
+
 def evaluate_scorer(scorer: Scorer, dataset: Dataset) -> dict[str, dict[str, float]]:
     """HR@10, NDCG@10 and MRR on validation, test and the test's cold-start items."""
+    return {split: summarize(ranks, K) for split, ranks in case_ranks(scorer, dataset).items()}
+
+
+def _flat(interval: dict[str, tuple[float, float]]) -> dict[str, float]:
     return {
-        "valid": summarize(rank_targets(scorer, dataset, dataset.valid), K),
-        "test": summarize(rank_targets(scorer, dataset, dataset.test), K),
-        "test_cold_items": summarize(
-            rank_targets(scorer, dataset, cold_cases(dataset, dataset.test)), K
-        ),
+        f"{name}_{end}": v
+        for name, (lo, hi) in interval.items()
+        for end, v in (("lo", lo), ("hi", hi))
     }
+
+
+def with_intervals(
+    ranks: dict[str, dict[str, list[int]]], reference: str | None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Metrics of each scorer's case ranks, with 95% bootstrap intervals on the test split.
+
+    ``test_ci95`` holds each metric's interval (``ndcg@10_lo``, ``ndcg@10_hi``...);
+    with a ``reference`` scorer, ``test_diff`` holds every other scorer's
+    difference from it on the same users and its paired interval.
+    """
+    results = {
+        name: {split: summarize(r, K) for split, r in splits.items()}
+        | {"test_ci95": _flat(bootstrap_interval(splits["test"], K))}
+        for name, splits in ranks.items()
+    }
+    if reference is None:
+        return results
+    base = results[reference]["test"]
+    for name, splits in ranks.items():
+        if name != reference:
+            diff = {m: v - base[m] for m, v in results[name]["test"].items() if m != "cases"}
+            paired = bootstrap_interval(splits["test"], K, baseline=ranks[reference]["test"])
+            results[name]["test_diff"] = diff | _flat(paired)
+    return results
 
 
 @dataclass(frozen=True)
@@ -206,23 +242,25 @@ def run_evaluation(
     zero_shot: Recommender | None,
     config: EncoderConfig,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Metrics of popularity, zero-shot and each named model (plus its text-only ablation)."""
+    """Metrics of popularity, zero-shot and each named model (plus its text-only ablation).
+
+    Test metrics come with 95% bootstrap intervals, and every row with its
+    paired difference from the first of ``models`` (see :func:`with_intervals`).
+    """
     device = resolve_device(config)
-    results = {"popularity": evaluate_scorer(make_scorer(None, dataset, config, device), dataset)}
+    ranks = {"popularity": case_ranks(make_scorer(None, dataset, config, device), dataset)}
     if zero_shot is not None:
-        results["zero-shot"] = evaluate_scorer(
-            make_scorer(zero_shot, dataset, config, device), dataset
-        )
+        ranks["zero-shot"] = case_ranks(make_scorer(zero_shot, dataset, config, device), dataset)
     for name, model in models.items():
         scorer = make_scorer(model, dataset, config, device)
-        results[name] = evaluate_scorer(scorer, dataset)
+        ranks[name] = case_ranks(scorer, dataset)
         head = model.head
         if head.item_embedding is not None or head.item_bias is not None:
             # Same weights with the ID and popularity features switched off:
             # what the text path carries on its own.
             text_only = replace(scorer, use_item_features=False)
-            results[f"{name} (ids off)"] = evaluate_scorer(text_only, dataset)
-    return results
+            ranks[f"{name} (ids off)"] = case_ranks(text_only, dataset)
+    return with_intervals(ranks, next(iter(models), None))
 
 
 def load_history(model_dir: Path) -> dict[str, object] | None:

@@ -1,7 +1,9 @@
 """Full-ranking metrics: the rank of each target among all items, then HR, NDCG, MRR.
 
 Pure functions on score matrices, shared by training (early stopping) and
-evaluation, so both measure the same thing.
+evaluation, so both measure the same thing, plus bootstrap intervals over the
+cases: with one held-out case per user, a metric's noise is set by how many
+users there are, and it is as large as the gaps between good models.
 """
 
 from __future__ import annotations
@@ -57,3 +59,50 @@ def summarize(ranks: Sequence[int], k: int = 10) -> dict[str, float]:
         "mrr": mrr(ranks),
         "cases": float(len(ranks)),
     }
+
+
+def case_values(ranks: Sequence[int], k: int = 10) -> dict[str, torch.Tensor]:
+    """Each case's contribution to HR@k, NDCG@k and MRR (their means are :func:`summarize`)."""
+    r = torch.tensor(list(ranks), dtype=torch.float64)
+    inside = r <= k
+    return {
+        f"hr@{k}": inside.double(),
+        f"ndcg@{k}": torch.where(inside, 1.0 / torch.log2(r + 1), 0.0),
+        "mrr": 1.0 / r,
+    }
+
+
+def bootstrap_interval(
+    ranks: Sequence[int],
+    k: int = 10,
+    *,
+    baseline: Sequence[int] | None = None,
+    draws: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of HR@k, NDCG@k and MRR, resampling cases.
+
+    With ``baseline`` (another scorer's ranks of the same cases, in the same
+    order) the interval is of the difference ``ranks - baseline``, paired:
+    each draw resamples the same cases for both, so how hard a case is
+    cancels out and the interval is narrower than the two separate ones.
+    """
+    if baseline is not None and len(baseline) != len(ranks):
+        raise ValueError(f"{len(baseline)} baseline ranks for {len(ranks)} cases")
+    if not ranks:
+        return {name: (0.0, 0.0) for name in summarize([], k) if name != "cases"}
+    values = case_values(ranks, k)
+    if baseline is not None:
+        values = {
+            name: v - b
+            for (name, v), b in zip(values.items(), case_values(baseline, k).values(), strict=True)
+        }
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(ranks), (draws, len(ranks)), generator=generator)
+    tails = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+    out: dict[str, tuple[float, float]] = {}
+    for name, v in values.items():
+        lo, hi = torch.quantile(v[picks].mean(1), tails).tolist()
+        out[name] = (lo, hi)
+    return out

@@ -15,18 +15,40 @@ import matplotlib.pyplot as plt  # noqa: E402
 METRICS = ("ndcg@10", "hr@10", "mrr")
 
 
+def _interval(values: dict[str, float], metric: str) -> str:
+    return f"[{values[metric + '_lo']:.4f}, {values[metric + '_hi']:.4f}]"
+
+
 def metrics_table(results: dict[str, dict[str, dict[str, float]]], split: str) -> str:
-    """Markdown table of every model's metrics on one split."""
+    """Markdown table of every model's metrics on one split, with intervals where present."""
+    ci = f"{split}_ci95"
+    with_ci = all(ci in splits for splits in results.values())
+    head = " | 95% CI" if with_ci else ""
     lines = [
-        "| model | NDCG@10 | HR@10 | MRR | cases |",
-        "|---|---:|---:|---:|---:|",
+        f"| model | NDCG@10{head} | HR@10{head} | MRR | cases |",
+        "|---|" + "---:|" * (5 if with_ci else 3) + "---:|",
     ]
     for name, splits in results.items():
         m = splits[split]
-        lines.append(
-            f"| {name} | {m['ndcg@10']:.4f} | {m['hr@10']:.4f} | {m['mrr']:.4f} "
-            f"| {int(m['cases'])} |"
-        )
+        cells = [f"{m['ndcg@10']:.4f}", f"{m['hr@10']:.4f}"]
+        if with_ci:
+            cells = [cells[0], _interval(splits[ci], "ndcg@10"), cells[1]]
+            cells.append(_interval(splits[ci], "hr@10"))
+        lines.append(f"| {name} | {' | '.join(cells)} | {m['mrr']:.4f} | {int(m['cases'])} |")
+    return "\n".join(lines)
+
+
+def difference_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown table of each row's paired test difference from the reference model."""
+    lines = [
+        "| model | NDCG@10 diff | 95% CI | HR@10 diff | 95% CI | MRR diff | 95% CI |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, splits in results.items():
+        d = splits.get("test_diff")
+        if d is not None:
+            cells = [f"{d[m]:+.4f} | {_interval(d, m)}" for m in ("ndcg@10", "hr@10", "mrr")]
+            lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -68,10 +90,21 @@ def write_report(
     parity: dict[str, Any] | None,
     history: dict[str, Any] | None,
     dataset_info: dict[str, Any],
+    reference: str | None = None,
 ) -> None:
-    """Write ``metrics.json``, ``report.md``, ``metrics.png`` and ``training.png``."""
+    """Write ``metrics.json``, ``report.md``, ``metrics.png`` and ``training.png``.
+
+    ``reference`` names the model whose paired differences ``results`` holds
+    (``test_diff``, from :func:`encoders.evaluation.with_intervals`).
+    """
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"dataset": dataset_info, "models": results, "parity": parity, "training": history}
+    payload = {
+        "dataset": dataset_info,
+        "models": results,
+        "reference": reference,
+        "parity": parity,
+        "training": history,
+    }
     (out / "metrics.json").write_text(json.dumps(payload, indent=2))
     plot_metrics(results, out / "metrics.png")
     sections = [
@@ -79,12 +112,22 @@ def write_report(
         "Full ranking over all items; items the user interacted with before are excluded. "
         "Per user, last interaction = test, second to last = validation.",
         "Dataset: " + ", ".join(f"{k} {v}" for k, v in dataset_info.items()),
-        "## Test\n\n" + metrics_table(results, "test"),
+        "## Test\n\n"
+        + metrics_table(results, "test")
+        + "\n\n95% CI: percentile bootstrap over the test users (1,000 draws).",
         "## Validation\n\n" + metrics_table(results, "valid"),
         "## Test, cold-start items (targets never seen in training)\n\n"
         + metrics_table(results, "test_cold_items"),
         "![metrics](metrics.png)",
     ]
+    if reference is not None:
+        sections.insert(
+            4,
+            f"## Test, paired differences from {reference}\n\n"
+            + difference_table(results)
+            + "\n\nSame users resampled for both models in each draw; an interval "
+            "that holds 0 is no evidence of a difference.",
+        )
     if history is not None:
         plot_training(history, out / "training.png")
         sections.append(

@@ -14,7 +14,15 @@ from encoders.evaluation import (
     rank_targets,
     run_evaluation,
 )
-from encoders.metrics import hit_rate, mask_rows, mrr, ndcg, summarize, target_ranks
+from encoders.metrics import (
+    bootstrap_interval,
+    hit_rate,
+    mask_rows,
+    mrr,
+    ndcg,
+    summarize,
+    target_ranks,
+)
 from encoders.model import tiny_random_model
 from encoders.records import Event, Item
 from encoders.report import write_report
@@ -165,7 +173,58 @@ def test_run_evaluation_and_report(dataset, model, tmp_path):
         "threads": 1,
         "train_examples": 11,
     }
-    write_report(tmp_path, results, {**vars(parity), "ok": parity.ok}, history, {"items": 12})
+    for name, splits in results.items():
+        ci = splits["test_ci95"]
+        for metric in ("ndcg@10", "hr@10", "mrr"):
+            assert ci[f"{metric}_lo"] <= splits["test"][metric] <= ci[f"{metric}_hi"], name
+    # Every row but the reference carries its difference from the reference.
+    assert "test_diff" not in results["tiny"]
+    diff = results["popularity"]["test_diff"]
+    gap = results["popularity"]["test"]["ndcg@10"] - results["tiny"]["test"]["ndcg@10"]
+    assert diff["ndcg@10"] == pytest.approx(gap)
+    assert diff["ndcg@10_lo"] <= gap <= diff["ndcg@10_hi"]
+    write_report(
+        tmp_path,
+        results,
+        {**vars(parity), "ok": parity.ok},
+        history,
+        {"items": 12},
+        reference="tiny",
+    )
     for name in ("metrics.json", "report.md", "metrics.png", "training.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "| popularity |" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "| popularity |" in report
+    assert "## Test, paired differences from tiny" in report
+    assert json.loads((tmp_path / "metrics.json").read_text())["reference"] == "tiny"
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_users():
+    rng = torch.Generator().manual_seed(0)
+    few = torch.randint(1, 40, (200,), generator=rng).tolist()
+    many = torch.randint(1, 40, (3200,), generator=rng).tolist()
+    width = {}
+    for name, ranks in (("few", few), ("many", many)):
+        interval = bootstrap_interval(ranks)
+        means = summarize(ranks)
+        for metric, (lo, hi) in interval.items():
+            assert lo < means[metric] < hi, (name, metric)
+        width[name] = interval["ndcg@10"][1] - interval["ndcg@10"][0]
+        assert bootstrap_interval(ranks) == interval  # seeded
+    # 16x the users: about a quarter of the width (1/sqrt(n)).
+    assert 0.15 < width["many"] / width["few"] < 0.4
+
+
+def test_paired_interval_cancels_shared_difficulty():
+    rng = torch.Generator().manual_seed(1)
+    base = torch.randint(1, 30, (500,), generator=rng).tolist()
+    assert all(v == (0.0, 0.0) for v in bootstrap_interval(base, baseline=base).values())
+    better = [max(1, r - 1) if i % 2 else r for i, r in enumerate(base)]  # half a bit better
+    lo, hi = bootstrap_interval(better, baseline=base)["ndcg@10"]
+    assert lo > 0
+    apart = [bootstrap_interval(r)["ndcg@10"] for r in (better, base)]
+    # Unpaired, the two intervals overlap; paired, the gain is clear.
+    assert apart[0][0] < apart[1][1]
+    assert hi - lo < (apart[0][1] - apart[0][0]) / 2
+    with pytest.raises(ValueError):
+        bootstrap_interval(better, baseline=base[:-1])
