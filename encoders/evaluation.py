@@ -147,11 +147,6 @@ def case_ranks(scorer: Scorer, dataset: Dataset) -> dict[str, list[int]]:
     }
 
 
-def evaluate_scorer(scorer: Scorer, dataset: Dataset) -> dict[str, dict[str, float]]:
-    """HR@10, NDCG@10 and MRR on validation, test and the test's cold-start items."""
-    return {split: summarize(ranks, K) for split, ranks in case_ranks(scorer, dataset).items()}
-
-
 def _flat(interval: dict[str, tuple[float, float]]) -> dict[str, float]:
     return {
         f"{name}_{end}": v

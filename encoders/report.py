@@ -32,8 +32,8 @@ def metrics_table(results: dict[str, dict[str, dict[str, float]]], split: str) -
         m = splits[split]
         cells = [f"{m['ndcg@10']:.4f}", f"{m['hr@10']:.4f}"]
         if with_ci:
-            cells = [cells[0], _interval(splits[ci], "ndcg@10"), cells[1]]
-            cells.append(_interval(splits[ci], "hr@10"))
+            intervals = [_interval(splits[ci], "ndcg@10"), _interval(splits[ci], "hr@10")]
+            cells = [cells[0], intervals[0], cells[1], intervals[1]]
         lines.append(f"| {name} | {' | '.join(cells)} | {m['mrr']:.4f} | {int(m['cases'])} |")
     return "\n".join(lines)
 
