@@ -8,7 +8,6 @@ users there are, and it is as large as the gaps between good models.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -34,35 +33,12 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return ahead.sum(1) + 1
 
 
-def hit_rate(ranks: Sequence[int], k: int = 10) -> float:
-    """Share of targets ranked in the top ``k``."""
-    return sum(r <= k for r in ranks) / len(ranks) if ranks else 0.0
-
-
-def ndcg(ranks: Sequence[int], k: int = 10) -> float:
-    """Mean NDCG@k with one relevant item per case: 1/log2(rank + 1) inside the top ``k``."""
-    if not ranks:
-        return 0.0
-    return sum(1.0 / math.log2(r + 1) for r in ranks if r <= k) / len(ranks)
-
-
-def mrr(ranks: Sequence[int]) -> float:
-    """Mean reciprocal rank over the full ranking (not truncated)."""
-    return sum(1.0 / r for r in ranks) / len(ranks) if ranks else 0.0
-
-
-def summarize(ranks: Sequence[int], k: int = 10) -> dict[str, float]:
-    """HR@k, NDCG@k and MRR of a list of ranks, plus how many cases they cover."""
-    return {
-        f"hr@{k}": hit_rate(ranks, k),
-        f"ndcg@{k}": ndcg(ranks, k),
-        "mrr": mrr(ranks),
-        "cases": float(len(ranks)),
-    }
-
-
 def case_values(ranks: Sequence[int], k: int = 10) -> dict[str, torch.Tensor]:
-    """Each case's contribution to HR@k, NDCG@k and MRR (their means are :func:`summarize`)."""
+    """Each case's contribution to HR@k, NDCG@k and MRR.
+
+    The one definition of those metrics: :func:`summarize` reports their means
+    and :func:`bootstrap_interval` their resampled means.
+    """
     r = torch.tensor(list(ranks), dtype=torch.float64)
     inside = r <= k
     return {
@@ -70,6 +46,31 @@ def case_values(ranks: Sequence[int], k: int = 10) -> dict[str, torch.Tensor]:
         f"ndcg@{k}": torch.where(inside, 1.0 / torch.log2(r + 1), 0.0),
         "mrr": 1.0 / r,
     }
+
+
+def _mean(ranks: Sequence[int], k: int, metric: str) -> float:
+    return float(case_values(ranks, k)[metric].mean()) if ranks else 0.0
+
+
+def hit_rate(ranks: Sequence[int], k: int = 10) -> float:
+    """Share of targets ranked in the top ``k``."""
+    return _mean(ranks, k, f"hr@{k}")
+
+
+def ndcg(ranks: Sequence[int], k: int = 10) -> float:
+    """Mean NDCG@k with one relevant item per case: 1/log2(rank + 1) inside the top ``k``."""
+    return _mean(ranks, k, f"ndcg@{k}")
+
+
+def mrr(ranks: Sequence[int]) -> float:
+    """Mean reciprocal rank over the full ranking (not truncated)."""
+    return _mean(ranks, 1, "mrr")
+
+
+def summarize(ranks: Sequence[int], k: int = 10) -> dict[str, float]:
+    """HR@k, NDCG@k and MRR of a list of ranks, plus how many cases they cover."""
+    means = {m: float(v.mean()) if ranks else 0.0 for m, v in case_values(ranks, k).items()}
+    return means | {"cases": float(len(ranks))}
 
 
 def bootstrap_interval(

@@ -180,7 +180,7 @@ def evaluate(
         "valid": len(dataset.valid),
         "test": len(dataset.test),
     }
-    write_report(out, results, parity, load_history(model[0]), info, reference=model[0].name)
+    write_report(out, results, parity, load_history(model[0]), info, reference=next(iter(models)))
     typer.echo((out / "report.md").read_text())
     if parity is not None and not parity["ok"]:
         raise typer.Exit(1)
