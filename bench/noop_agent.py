@@ -18,11 +18,18 @@ from typing import Any, cast
 import faust
 import orjson
 
-from streams.settings import IngestSettings
-from streams.worker import quiet_worker
+from streams.settings import IngestSettings, Settings
+from streams.worker import quiet_worker, use_event_loop
 
 
-def build(bootstrap: str, topic_name: str, expected: int, data_dir: str, app_id: str) -> faust.App:
+def build(
+    bootstrap: str,
+    topic_name: str,
+    expected: int,
+    data_dir: str,
+    app_id: str,
+    batching: IngestSettings,
+) -> faust.App:
     """Return the no-op app: it exits the process once ``expected`` events were taken."""
     app = faust.App(
         app_id,
@@ -32,7 +39,6 @@ def build(bootstrap: str, topic_name: str, expected: int, data_dir: str, app_id:
         consumer_auto_offset_reset="earliest",
     )
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
-    batching = IngestSettings()
     seen = {"events": 0, "first": 0.0}
 
     async def noop(stream: faust.StreamT) -> None:
@@ -54,9 +60,15 @@ def build(bootstrap: str, topic_name: str, expected: int, data_dir: str, app_id:
 
 
 def main(argv: list[str]) -> None:
-    """Run the no-op worker until it has seen the expected events."""
+    """Run the no-op worker until it has seen the expected events.
+
+    It takes the worker's batching and event loop from the same ``RECPRICE__``
+    settings as the ingest worker, so the two rates stay comparable.
+    """
     bootstrap, topic_name, expected, data_dir, app_id = argv
-    app: Any = build(bootstrap, topic_name, int(expected), data_dir, app_id)
+    settings = Settings()
+    use_event_loop(settings.worker.event_loop)
+    app: Any = build(bootstrap, topic_name, int(expected), data_dir, app_id, settings.ingest)
     quiet_worker(app, "warning", redirect_stdouts=False).execute_from_commandline()
 
 

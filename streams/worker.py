@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Literal
 
 import faust
+import uvloop
 
 from streams.app import create_app
 from streams.runtime import Runtime
@@ -15,6 +18,7 @@ from streams.topics import create_topics
 def run_worker(settings: Settings) -> None:
     """Create topics, load the model, and run the worker until SIGINT/SIGTERM."""
     logging.basicConfig(level=settings.worker.log_level.upper())
+    use_event_loop(settings.worker.event_loop)
     create_topics(settings)
     runtime = Runtime.create(settings.encoder)
     app = create_app(settings, runtime)
@@ -30,3 +34,12 @@ def quiet_worker(app: faust.App, log_level: str, redirect_stdouts: bool = True) 
     worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=redirect_stdouts)
     worker.spinner = None
     return worker
+
+
+def use_event_loop(name: Literal["uvloop", "asyncio"]) -> None:
+    """Install the event loop policy; call before the app exists, which creates its loop lazily.
+
+    Faust's per-message plumbing (queues, futures, callbacks) runs on the loop,
+    so uvloop's C implementation lifts the whole worker, not just its sockets.
+    """
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy() if name == "uvloop" else None)

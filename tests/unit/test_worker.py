@@ -1,0 +1,42 @@
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import uvloop
+from pydantic import ValidationError
+
+from streams.settings import Settings, WorkerSettings
+from streams.worker import use_event_loop
+
+
+@pytest.fixture
+def restore_policy() -> Iterator[None]:
+    before = asyncio.get_event_loop_policy()
+    yield
+    asyncio.set_event_loop_policy(before)
+
+
+def loop_type() -> type:
+    loop = asyncio.new_event_loop()
+    try:
+        return type(loop)
+    finally:
+        loop.close()
+
+
+def test_default_worker_runs_on_uvloop(restore_policy: None):
+    use_event_loop(Settings().worker.event_loop)
+    assert issubclass(loop_type(), uvloop.Loop)
+
+
+def test_asyncio_loop_can_be_chosen_back(restore_policy: None, monkeypatch: pytest.MonkeyPatch):
+    use_event_loop("uvloop")
+    monkeypatch.setenv("RECPRICE__WORKER__EVENT_LOOP", "asyncio")
+    use_event_loop(Settings().worker.event_loop)
+    assert not issubclass(loop_type(), uvloop.Loop)
+    assert issubclass(loop_type(), asyncio.BaseEventLoop)
+
+
+def test_unknown_event_loop_is_rejected():
+    with pytest.raises(ValidationError, match="event_loop"):
+        WorkerSettings(event_loop="gevent")  # type: ignore[arg-type]
