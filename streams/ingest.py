@@ -9,7 +9,8 @@ write per user per batch instead of one per event.
 Invalid input goes to the DLQ with its original bytes and the reason; a
 duplicate ``event_id`` leaves the state unchanged (Faust may re-deliver up
 to one commit interval after a rebalance or crash). Faust acks a batch's
-events only after this loop body has sent its outputs (at-least-once).
+events only after this loop body has returned, which is after the broker
+has acknowledged the batch's scoring requests and purchases (at-least-once).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from encoders.records import Event, InvalidRecord, Item, parse_event
 from streams.batching import ScoringRequest
 from streams.catalog import Catalog
 from streams.current_event import acting_for
+from streams.delivery import deliver
 from streams.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,7 @@ def register(
         batches = cast(faust.Stream, stream).take_events(
             settings.max_batch, within=settings.max_wait_s
         )
+        purchases_topic, scoring_topic = purchases.get_topic_name(), scoring.get_topic_name()
         async for batch in batches:
             received_ms = int(time.time() * 1000)
             by_user: dict[str, list[tuple[faust.types.EventT, Event]]] = {}
@@ -117,6 +120,7 @@ def register(
                     await reject(event, str(exc))
                     continue
                 by_user.setdefault(parsed.user_id, []).append((event, parsed))
+            records: list[tuple[str, bytes, bytes]] = []
             for user_id, group in by_user.items():
                 with acting_for(group[-1][0]):
                     before = state_from_bytes(user_state.get(user_id))
@@ -129,7 +133,7 @@ def register(
                 key = user_id.encode()
                 if result.purchases:  # for attribution to the offers shown
                     bought = b",".join(bytes(group[i][0].value) for i in result.purchases)
-                    await purchases.send(key=key, value=b"[" + bought + b"]")
+                    records.append((purchases_topic, key, b"[" + bought + b"]"))
                 if result.trigger is not None:
                     request = ScoringRequest(
                         user_id,
@@ -139,6 +143,7 @@ def register(
                         received_ms,
                         events=len(group),
                     )
-                    await scoring.send(key=key, value=request.to_bytes())
+                    records.append((scoring_topic, key, request.to_bytes()))
+            await deliver(app, records)
 
     return app.agent(events, name="ingest")(ingest)

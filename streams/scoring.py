@@ -25,6 +25,7 @@ from pricing.config import PricingConfig
 from pricing.experiments import assign_arm
 from pricing.policy import Decision, PricedItem, decide, interest_from_scores
 from streams.batching import ScoringRequest, latest_per_user
+from streams.delivery import deliver
 from streams.experiment import SharesHolder
 from streams.runtime import Runtime
 from streams.settings import ScorerSettings
@@ -245,17 +246,9 @@ def register(
             requests = latest_per_user(ScoringRequest.from_bytes(raw) for raw in batch)
             ranked = await loop.run_in_executor(runtime.executor, score_batch, requests)
             records, offers = outputs(requests, ranked, version, int(time.time() * 1000))
-            # The app's producer directly (partitioned by key, like Topic.send)
-            # costs a fraction of Topic.send per record; the batch is acked
-            # only once every record is delivered, so at-least-once holds.
-            producer = app.producer
-            delivered = [
-                await producer.send(topic, key, value, None, None, None)
-                for topic, key, value in records
-            ]
             for arm, count in offers.items():
                 delta = orjson.dumps({"arm": arm, "offers": count})
                 await out.experiment_events.send(key=arm.encode(), value=delta)
-            await asyncio.gather(*delivered)
+            await deliver(app, records)
 
     return app.agent(scoring, name="scorer")(score)
