@@ -20,6 +20,8 @@ from pricing.config import PricingConfig
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
+EventLoop = Literal["uvloop", "asyncio"]
+
 
 class KafkaSettings(BaseModel):
     """Broker connection and topic layout."""
@@ -86,7 +88,7 @@ class WorkerSettings(BaseModel):
     )
     standby_replicas: int = Field(0, ge=0, le=3, description="Standby table replicas.")
     log_level: str = Field("warning", description="Faust/aiokafka log level.")
-    event_loop: Literal["uvloop", "asyncio"] = Field(
+    event_loop: EventLoop = Field(
         "uvloop",
         description="Worker event loop; uvloop runs Faust's per-message work faster (RESULTS.md).",
     )

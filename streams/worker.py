@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Literal
 
 import faust
 import uvloop
 
 from streams.app import create_app
 from streams.runtime import Runtime
-from streams.settings import Settings
+from streams.settings import EventLoop, Settings
 from streams.topics import create_topics
 
 
@@ -36,7 +35,7 @@ def quiet_worker(app: faust.App, log_level: str, redirect_stdouts: bool = True) 
     return worker
 
 
-def use_event_loop(name: Literal["uvloop", "asyncio"]) -> None:
+def use_event_loop(name: EventLoop) -> None:
     """Install the event loop policy; call before the app exists, which creates its loop lazily.
 
     Faust's per-message plumbing (queues, futures, callbacks) runs on the loop,
