@@ -18,6 +18,7 @@ from typing import Any, cast
 import faust
 import orjson
 
+from streams.app import raw_topic
 from streams.settings import IngestSettings, Settings
 from streams.worker import quiet_worker, use_event_loop
 
@@ -38,7 +39,8 @@ def build(
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
     )
-    topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
+    # Declared as the worker declares its events topic: undecoded bytes, no codec.
+    topic = raw_topic(app, topic_name)
     seen = {"events": 0, "first": 0.0}
 
     async def noop(stream: faust.StreamT) -> None:
