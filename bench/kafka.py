@@ -49,9 +49,8 @@ class Deployment:
     def send(self, name: str, records: Iterable[tuple[bytes, bytes, int | None]]) -> int:
         """Produce (key, value, ts) records as fast as the client goes; return how many."""
         prod = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, batch_size=256 * 1024)
-        futures = [
-            prod.send(self.topic(name), key=k, value=v, timestamp_ms=ts) for k, v, ts in records
-        ]
+        topic = self.topic(name)  # once: it builds the settings from the environment
+        futures = [prod.send(topic, key=k, value=v, timestamp_ms=ts) for k, v, ts in records]
         prod.flush()
         prod.close()
         for future in futures:
