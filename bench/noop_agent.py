@@ -18,7 +18,7 @@ from typing import Any, cast
 import faust
 import orjson
 
-from streams.app import raw_topic
+from streams.app import App, raw_topic
 from streams.settings import IngestSettings, Settings
 from streams.worker import quiet_worker, use_event_loop
 
@@ -30,10 +30,12 @@ def build(
     data_dir: str,
     app_id: str,
     batching: IngestSettings,
+    keep_monitor: bool,
 ) -> faust.App:
     """Return the no-op app: it exits the process once ``expected`` events were taken."""
-    app = faust.App(
+    app = App(
         app_id,
+        keep_monitor=keep_monitor,
         broker=f"kafka://{bootstrap}",
         datadir=data_dir,
         web_enabled=False,
@@ -64,13 +66,21 @@ def build(
 def main(argv: list[str]) -> None:
     """Run the no-op worker until it has seen the expected events.
 
-    It takes the worker's batching and event loop from the same ``RECPRICE__``
-    settings as the ingest worker, so the two rates stay comparable.
+    It takes the worker's batching, event loop and Monitor choice from the same
+    ``RECPRICE__`` settings as the ingest worker, so the two rates stay comparable.
     """
     bootstrap, topic_name, expected, data_dir, app_id = argv
     settings = Settings()
     use_event_loop(settings.worker.event_loop)
-    app: Any = build(bootstrap, topic_name, int(expected), data_dir, app_id, settings.ingest)
+    app: Any = build(
+        bootstrap,
+        topic_name,
+        int(expected),
+        data_dir,
+        app_id,
+        settings.ingest,
+        settings.worker.faust_monitor,
+    )
     quiet_worker(app, "warning", redirect_stdouts=False).execute_from_commandline()
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 import faust
+from mode import ServiceT
 
 from streams import experiment, ingest, scoring
 from streams.catalog import follow_items
@@ -14,6 +17,27 @@ from streams.runtime import Runtime
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class App(faust.App):
+    """``faust.App`` that can leave out Faust's Monitor sensor.
+
+    Faust calls every sensor several times per message; its Monitor keeps
+    counters and timings for Faust's web views. The worker runs without the
+    web server, so nothing reads them, and a Faust agent that does nothing
+    went from 12.8k to 15.1k events/s without it (RESULTS.md).
+    """
+
+    def __init__(self, app_id: str, *, keep_monitor: bool, **options: Any) -> None:
+        self.keep_monitor = keep_monitor
+        super().__init__(app_id, **options)
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        """Faust's own dependencies, then drop the Monitor it has just registered."""
+        services = super().on_init_dependencies()
+        if not self.keep_monitor:
+            self.sensors.remove(self.monitor)
+        return services
 
 
 def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
@@ -31,8 +55,9 @@ def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> fau
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     """Build the app with its topics, table and agents; nothing runs until a worker starts it."""
     kafka = settings.kafka
-    app = faust.App(
+    app = App(
         settings.app_id,
+        keep_monitor=settings.worker.faust_monitor,
         broker=f"kafka://{kafka.bootstrap}",
         store="rocksdb://",
         datadir=str(settings.worker.data_dir),

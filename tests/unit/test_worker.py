@@ -5,6 +5,7 @@ import pytest
 import uvloop
 from pydantic import ValidationError
 
+from streams.app import App
 from streams.settings import Settings, WorkerSettings
 from streams.worker import use_event_loop
 
@@ -40,3 +41,20 @@ def test_asyncio_loop_can_be_chosen_back(restore_policy: None, monkeypatch: pyte
 def test_unknown_event_loop_is_rejected():
     with pytest.raises(ValidationError, match="event_loop"):
         WorkerSettings(event_loop="gevent")  # type: ignore[arg-type]
+
+
+def sensors_after_init(keep_monitor: bool) -> tuple[object, list[object]]:
+    app = App("monitor-test", keep_monitor=keep_monitor, broker="kafka://127.0.0.1:9")
+    app.on_init_dependencies()
+    return app.monitor, list(app.sensors)
+
+
+def test_worker_app_runs_without_faust_monitor_by_default():
+    assert Settings().worker.faust_monitor is False
+    monitor, sensors = sensors_after_init(keep_monitor=False)
+    assert monitor not in sensors
+
+
+def test_faust_monitor_can_be_kept():
+    monitor, sensors = sensors_after_init(keep_monitor=True)
+    assert monitor in sensors
