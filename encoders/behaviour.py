@@ -11,7 +11,7 @@ import base64
 import hashlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -103,10 +103,11 @@ def event_key(event_id: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def _decay(weight: float, dt_ms: int, half_life_hours: float) -> float:
+def _decay_factor(dt_ms: int, half_life_hours: float) -> float:
+    """Return the share of a weight left after ``dt_ms`` (one power per event)."""
     if dt_ms <= 0:
-        return weight
-    return weight * 0.5 ** (dt_ms / (half_life_hours * 3_600_000.0))
+        return 1.0
+    return 0.5 ** (dt_ms / (half_life_hours * 3_600_000.0))
 
 
 def apply_event(
@@ -129,10 +130,9 @@ def apply_event(
         # A 1-star rating is evidence against the item's category.
         weight *= (event.rating - 2.5) / 2.5
     dt = event.ts - state.last_ts if state.last_ts else 0
+    decay = _decay_factor(dt, config.half_life_hours)
     categories = {
-        name: w
-        for name, value in state.categories.items()
-        if abs(w := _decay(value, dt, config.half_life_hours)) > 1e-3
+        name: w for name, value in state.categories.items() if abs(w := value * decay) > 1e-3
     }
     if category:
         categories[category] = categories.get(category, 0.0) + weight
@@ -140,7 +140,7 @@ def apply_event(
         ranked = sorted(categories.items(), key=lambda kv: -abs(kv[1]))
         categories = dict(ranked[:MAX_CATEGORIES])
 
-    price_weight = _decay(state.price_weight, dt, config.half_life_hours)
+    price_weight = state.price_weight * decay
     price_mean, price_sq = state.price_mean, state.price_sq
     price = event.price if event.price is not None else item_price
     if price is not None and math.isfinite(price) and weight > 0:
@@ -157,8 +157,9 @@ def apply_event(
     recent = (state.recent + (RecentEvent(event.type, event.item_id, event.ts, event.rating),))[
         -config.window :
     ]
-    return replace(
-        state,
+    # Every field is new, so build the state directly: dataclasses.replace
+    # costs as much again on a path run once per event.
+    return UserState(
         version=state.version + 1,
         recent=recent,
         seen=(state.seen + (key,))[-config.dedupe_window :],
