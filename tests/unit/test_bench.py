@@ -14,6 +14,7 @@ from bench.common import (
     write_results,
 )
 from bench.e2e import batch_rate
+from bench.ingest import IngestResult, median_round
 from bench.run import targets
 
 
@@ -113,3 +114,18 @@ def test_targets_say_which_are_met():
 def test_markdown_table_formats_numbers():
     table = markdown_table(["a", "b"], [[1234.5, 0.123456], [float("nan"), "x"]])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1,234 | 0.123 |", "| n/a | x |"]
+
+
+def ingest_round(events_per_s: float, noop_per_s: float) -> IngestResult:
+    return IngestResult(1000, 1000, 1000 / events_per_s, 0, 1000, 1000 / noop_per_s)
+
+
+def test_median_round_is_one_real_round_with_its_own_noop_figure():
+    rounds = [ingest_round(9000, 15000), ingest_round(7000, 11000), ingest_round(8000, 16000)]
+    median = median_round(rounds)
+    assert median.events_per_s == pytest.approx(8000)
+    assert median.noop_events_per_s == pytest.approx(16000)
+    assert median_round(rounds[:2]).events_per_s == pytest.approx(7000)  # lower of two
+    assert median_round(rounds[:1]) is rounds[0]
+    with pytest.raises(ValueError, match="no ingest rounds"):
+        median_round([])
