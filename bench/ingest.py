@@ -5,8 +5,9 @@ competes with the worker and start-up is not counted. The agent writes one
 scoring request per user per batch, carrying how many events it covers;
 once the worker's group has committed every event, the rate is the sum of
 those counts over the time between the first and the last request (broker
-timestamps). The worker runs a tiny random-weight model: with the scorer off the
-model only embeds the catalogue, which would otherwise steal CPU from ingest.
+timestamps). With the scorer off the worker keeps the catalogue's items for
+ingest but does not embed them; it still loads a model at start-up, so it gets
+a tiny random-weight one.
 """
 
 from __future__ import annotations

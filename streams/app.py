@@ -155,6 +155,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             settings.topics.name("items"),
             settings.scorer.catalog_refresh_s,
             dead_letter,
+            embed=settings.scorer.enabled,
         )
 
     return app

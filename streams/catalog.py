@@ -74,8 +74,14 @@ async def follow_items(
     topic: str,
     refresh_s: float,
     dead_letter: DeadLetter,
+    embed: bool = True,
 ) -> None:
-    """Read the items topic forever; set ``catalog.ready`` once caught up with start-up."""
+    """Read the items topic forever; set ``catalog.ready`` once caught up with start-up.
+
+    With ``embed`` off (a worker without the scorer) the items are kept for
+    ingest but never embedded: nothing would read the index, and building it
+    would take CPU from ingest.
+    """
     # Without a group, aiokafka assigns every partition of the topic to us.
     consumer = AIOKafkaConsumer(
         topic,
@@ -109,7 +115,7 @@ async def follow_items(
             if not catalog.ready.is_set() and not targets:
                 catalog.ready.set()
                 log.info("catalogue loaded: %d items", len(catalog.items))
-            if catalog.ready.is_set() and loop.time() >= next_refresh:
+            if embed and catalog.ready.is_set() and loop.time() >= next_refresh:
                 await catalog.refresh_index()
                 next_refresh = loop.time() + refresh_s
     finally:

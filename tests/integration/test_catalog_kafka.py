@@ -1,0 +1,64 @@
+"""The catalogue follower on the real broker: a worker without the scorer never embeds items."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from encoders.config import EncoderConfig
+from encoders.model import tiny_random_model
+from encoders.scorer import BatchScorer
+from streams.catalog import Catalog, follow_items
+from tests.kafka_support import Pipeline
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
+
+ITEMS = [
+    {"item_id": f"i{k}", "title": f"Item {k}", "category": "c", "base_price": 10.0 + k}
+    for k in range(5)
+]
+
+
+async def no_dead_letters(
+    topic: str, partition: int, offset: int, raw: bytes | None, error: str
+) -> None:
+    raise AssertionError(f"unexpected dead letter {topic}[{partition}]@{offset}: {error}")
+
+
+async def follow(bootstrap: str, topic: str, embed: bool) -> Catalog:
+    """Follow ``topic`` until the items are loaded, then a few refresh periods more."""
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        catalog = Catalog(BatchScorer(tiny_random_model(), EncoderConfig()), executor)
+        task = asyncio.create_task(
+            follow_items(catalog, bootstrap, topic, 0.05, no_dead_letters, embed=embed)
+        )
+        try:
+            await asyncio.wait_for(catalog.ready.wait(), 60)
+            if embed:
+                await asyncio.wait_for(catalog.index_ready.wait(), 60)
+            else:
+                await asyncio.sleep(0.5)  # ten refresh periods in which nothing may be embedded
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return catalog
+
+
+@pytest.mark.parametrize("embed", [False, True])
+def test_items_are_embedded_only_when_the_worker_scores(
+    bootstrap: str, tmp_path: Path, embed: bool
+):
+    pipe = Pipeline(bootstrap, None, tmp_path)
+    pipe.create()
+    pipe.send("items", list(ITEMS), key_field="item_id")
+
+    catalog = asyncio.run(follow(bootstrap, pipe.topic("items"), embed))
+
+    assert sorted(catalog.items) == [item["item_id"] for item in ITEMS]
+    if embed:
+        assert catalog.index is not None and len(catalog.index) == len(ITEMS)
+    else:
+        assert catalog.index is None and not catalog.index_ready.is_set()
