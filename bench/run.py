@@ -44,20 +44,33 @@ class Plan:
     state_users: int
 
 
-QUICK = Plan("quick", 512, 256, (1, 8, 32, 64), 5.0, 8.0, 20_000, 1, 384, 20.0, 6.0, 200_000)
+QUICK = Plan(
+    name="quick",
+    states=512,
+    catalogue=256,
+    sizes=(1, 8, 32, 64),
+    size_budget_s=5.0,
+    batching_budget_s=8.0,
+    ingest_events=20_000,
+    ingest_rounds=1,
+    e2e_events=384,
+    half_load_s=20.0,
+    reference_budget_s=6.0,
+    state_users=200_000,
+)
 FULL = Plan(
-    "full",
-    2048,
-    None,
-    (1, 8, 32, 64, 128, 256),
-    30.0,
-    30.0,
-    100_000,
-    3,
-    1024,
-    60.0,
-    20.0,
-    1_000_000,
+    name="full",
+    states=2048,
+    catalogue=None,
+    sizes=(1, 8, 32, 64, 128, 256),
+    size_budget_s=30.0,
+    batching_budget_s=30.0,
+    ingest_events=100_000,
+    ingest_rounds=3,
+    e2e_events=1024,
+    half_load_s=60.0,
+    reference_budget_s=20.0,
+    state_users=1_000_000,
 )
 GPU_SIZES = (1, 8, 32, 64, 128, 256, 512, 1024)
 
@@ -141,15 +154,8 @@ def run_bench(
         f"4. ingest through Kafka, scorer disabled, {plan.ingest_events:,} MovieLens events, "
         f"{plan.ingest_rounds} round(s):"
     )
-    rounds = [
-        run_ingest(
-            bootstrap,
-            list(workload.items.values()),
-            workload.events[: plan.ingest_events],
-            log=log,
-        )
-        for _ in range(plan.ingest_rounds)
-    ]
+    items, events = list(workload.items.values()), workload.events[: plan.ingest_events]
+    rounds = [run_ingest(bootstrap, items, events, log=log) for _ in range(plan.ingest_rounds)]
     ingest = median_round(rounds)
 
     log(f"5. end to end through Kafka ({len(catalogue)} items):")
@@ -298,7 +304,7 @@ def report(results: Mapping[str, Any]) -> str:
                 "ingest / no-op, every round",
                 ", ".join(
                     f"{r['events_per_s']:,.0f} / {r['faust_noop_events_per_s']:,.0f}"
-                    for r in results["ingest"].get("rounds", [])
+                    for r in results["ingest"]["rounds"]
                 ),
             ],
             ["e2e events/s (saturation)", f"{results['e2e_events_per_s']:,.1f}"],
