@@ -5,9 +5,8 @@ competes with the worker and start-up is not counted. The agent writes one
 scoring request per user per batch, carrying how many events it covers;
 once the worker's group has committed every event, the rate is the sum of
 those counts over the time between the first and the last request (broker
-timestamps). With the scorer off the worker keeps the catalogue's items for
-ingest but does not embed them; it still loads a model at start-up, so it gets
-a tiny random-weight one.
+timestamps). With the scorer off the worker loads no model and keeps the
+catalogue's items for ingest without embedding them.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import orjson
 
 from bench.common import ratio
 from bench.kafka import Deployment
-from encoders.model import save_model_dir, tiny_random_model
 from encoders.records import Event, Item
 from streams.local import stop_worker
 
@@ -98,21 +96,13 @@ def run_ingest(
     """Produce ``events``, start one ingest-only worker, time it through them."""
     with tempfile.TemporaryDirectory(prefix="recprice-bench-ingest-") as tmp:
         root = Path(tmp)
-        model_dir = root / "tiny-model"
-        save_model_dir(tiny_random_model(), model_dir)
         dep = Deployment(bootstrap, root)
         try:
             dep.create()
             dep.send_items(items)
             sent = dep.send("events", event_records(events))
             log(f"  produced {sent} events; starting an ingest-only worker")
-            dep.start_worker(
-                {
-                    "RECPRICE__SCORER__ENABLED": "false",
-                    "RECPRICE__ENCODER__MODEL_DIR": str(model_dir),
-                    "RECPRICE__ENCODER__CPU_THREADS": "1",
-                }
-            )
+            dep.start_worker({"RECPRICE__SCORER__ENABLED": "false"})
             started = time.monotonic()
             if not dep.wait_consumed("events", timeout_s):
                 raise RuntimeError(f"ingest did not finish in {timeout_s:.0f} s:\n{dep.log_tail()}")

@@ -114,6 +114,8 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     experiment_shares = topic("experiment_shares", partitions=1)
     shares = SharesHolder(settings.pricing.initial_shares())
     if settings.scorer.enabled:
+        if runtime.model is None:
+            raise ValueError("the scorer is enabled but the runtime was built without a model")
         out = scoring.ScorerTopics(
             recommendations, price_updates, topic("offers"), topic("audit"), experiment_events
         )
@@ -121,7 +123,8 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             app,
             scoring_topic,
             out,
-            runtime,
+            runtime.catalog,
+            runtime.model,
             shares,
             settings.state,
             settings.pricing,
@@ -155,7 +158,6 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             settings.topics.name("items"),
             settings.scorer.catalog_refresh_s,
             dead_letter,
-            embed=settings.scorer.enabled,
         )
 
     return app

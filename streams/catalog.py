@@ -4,8 +4,10 @@ Every worker needs the whole catalogue (any user may be recommended any
 item), so each worker keeps a full replica, like a Faust GlobalTable: a
 dedicated consumer outside the consumer group reads every partition of the
 compacted topic from the beginning. The compacted topic is the table's
-changelog, so nothing else is persisted. Embedding runs in the scorer's
-thread and swaps the index atomically; the event loop never waits on it.
+changelog, so nothing else is persisted. Embedding runs in the model's
+thread and swaps the index atomically; the event loop never waits on it. A
+catalogue without a model (a worker without the scorer) keeps the items for
+ingest and never embeds them.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 
 from aiokafka import AIOKafkaConsumer
 
 from encoders.records import InvalidRecord, Item, parse_item
-from encoders.scorer import BatchScorer, ItemIndex
+from encoders.scorer import ItemIndex
+from streams.model_thread import ModelThread
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +30,20 @@ DeadLetter = Callable[[str, int, int, bytes | None, str], Awaitable[None]]
 class Catalog:
     """Items by id, plus the item index built from them."""
 
-    def __init__(self, scorer: BatchScorer, executor: Executor) -> None:
+    def __init__(self, model: ModelThread | None = None) -> None:
         self.items: dict[str, Item] = {}
         self.index: ItemIndex | None = None
         self.ready = asyncio.Event()
         """Set once the items present at start-up are loaded."""
         self.index_ready = asyncio.Event()
         """Set once those items are embedded."""
-        self._scorer = scorer
-        self._executor = executor
+        self._model = model
         self._pending: dict[str, Item] = {}
+
+    @property
+    def embeds(self) -> bool:
+        """Whether this catalogue builds an item index (it has a model)."""
+        return self._model is not None
 
     def title_of(self, item_id: str) -> str | None:
         """Return an item's title, or None when unknown."""
@@ -51,6 +57,8 @@ class Catalog:
 
     async def refresh_index(self) -> None:
         """Embed pending items off the event loop and swap in the new index."""
+        if self._model is None:
+            raise RuntimeError("a catalogue without a model cannot embed items")
         if not self._pending and self.index is not None:
             return
         changed = [(i.item_id, i.text()) for i in self._pending.values()]
@@ -59,11 +67,11 @@ class Catalog:
         current = self.index
         if current is None:
             self.index = await loop.run_in_executor(
-                self._executor, self._scorer.build_index, changed
+                self._model.executor, self._model.scorer.build_index, changed
             )
         else:
             self.index = await loop.run_in_executor(
-                self._executor, self._scorer.update_index, current, changed
+                self._model.executor, self._model.scorer.update_index, current, changed
             )
         self.index_ready.set()
 
@@ -74,13 +82,10 @@ async def follow_items(
     topic: str,
     refresh_s: float,
     dead_letter: DeadLetter,
-    embed: bool = True,
 ) -> None:
     """Read the items topic forever; set ``catalog.ready`` once caught up with start-up.
 
-    With ``embed`` off (a worker without the scorer) the items are kept for
-    ingest but never embedded: nothing would read the index, and building it
-    would take CPU from ingest.
+    Every ``refresh_s`` the catalogue embeds what changed, if it has a model.
     """
     # Without a group, aiokafka assigns every partition of the topic to us.
     consumer = AIOKafkaConsumer(
@@ -115,7 +120,7 @@ async def follow_items(
             if not catalog.ready.is_set() and not targets:
                 catalog.ready.set()
                 log.info("catalogue loaded: %d items", len(catalog.items))
-            if embed and catalog.ready.is_set() and loop.time() >= next_refresh:
+            if catalog.embeds and catalog.ready.is_set() and loop.time() >= next_refresh:
                 await catalog.refresh_index()
                 next_refresh = loop.time() + refresh_s
     finally:

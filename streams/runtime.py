@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from encoders.config import EncoderConfig
 from encoders.model import Recommender, load_model_dir, load_pretrained
 from encoders.scorer import BatchScorer
 from streams.catalog import Catalog
+from streams.model_thread import ModelThread
 
 
 def load_model(config: EncoderConfig) -> Recommender:
@@ -18,18 +18,18 @@ def load_model(config: EncoderConfig) -> Recommender:
     return load_pretrained()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
-    """The scorer, its single worker thread and the catalogue."""
+    """The catalogue and, in a worker that scores, the model and its thread."""
 
-    scorer: BatchScorer
-    executor: ThreadPoolExecutor
     catalog: Catalog
+    model: ModelThread | None
+    """None in a worker without the scorer: it loads no model and embeds nothing."""
 
     @classmethod
-    def create(cls, config: EncoderConfig, model: Recommender | None = None) -> Runtime:
-        """Load the model (or use ``model``) and build the shared services."""
-        scorer = BatchScorer(model if model is not None else load_model(config), config)
-        # One thread: the model is not re-entrant, and torch parallelises inside.
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
-        return cls(scorer=scorer, executor=executor, catalog=Catalog(scorer, executor))
+    def create(cls, config: EncoderConfig, *, scorer: bool) -> Runtime:
+        """Load the model when the worker scores, and build the shared services."""
+        if not scorer:
+            return cls(catalog=Catalog(), model=None)
+        model = ModelThread.start(BatchScorer(load_model(config), config))
+        return cls(catalog=Catalog(model), model=model)

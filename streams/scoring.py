@@ -25,9 +25,10 @@ from pricing.config import PricingConfig
 from pricing.experiments import assign_arm
 from pricing.policy import Decision, PricedItem, decide, interest_from_scores
 from streams.batching import ScoringRequest, latest_per_user
+from streams.catalog import Catalog
 from streams.delivery import deliver
 from streams.experiment import SharesHolder
-from streams.runtime import Runtime
+from streams.model_thread import ModelThread
 from streams.settings import ScorerSettings
 
 
@@ -173,7 +174,8 @@ def register(
     app: faust.App,
     scoring: faust.TopicT,
     out: ScorerTopics,
-    runtime: Runtime,
+    catalog: Catalog,
+    model: ModelThread,
     shares: SharesHolder,
     state_config: StateConfig,
     pricing: PricingConfig,
@@ -181,7 +183,6 @@ def register(
 ) -> faust.types.AgentT:
     """Attach the scorer agent to ``app``."""
     memory = PriceMemory(settings.price_memory)
-    catalog = runtime.catalog
     names = out.names()
 
     def score_batch(requests: list[ScoringRequest]) -> list[list[tuple[str, float]]]:
@@ -190,7 +191,7 @@ def register(
         summaries = [render_summary(r.state, catalog.title_of, state_config) for r in requests]
         exclude = [r.state.interacted() for r in requests]
         recent = [r.state.recent_items() for r in requests]
-        return runtime.scorer.recommend(summaries, recent, exclude, index)
+        return model.scorer.recommend(summaries, recent, exclude, index)
 
     def outputs(
         requests: Sequence[ScoringRequest],
@@ -241,10 +242,10 @@ def register(
     async def score(stream: faust.StreamT) -> None:
         await catalog.index_ready.wait()
         loop = asyncio.get_running_loop()
-        version = runtime.scorer.model_version
+        version = model.scorer.model_version
         async for batch in stream.take(settings.max_batch, within=settings.max_wait_s):
             requests = latest_per_user(ScoringRequest.from_bytes(raw) for raw in batch)
-            ranked = await loop.run_in_executor(runtime.executor, score_batch, requests)
+            ranked = await loop.run_in_executor(model.executor, score_batch, requests)
             records, offers = outputs(requests, ranked, version, int(time.time() * 1000))
             for arm, count in offers.items():
                 delta = orjson.dumps({"arm": arm, "offers": count})

@@ -19,7 +19,7 @@ def run_worker(settings: Settings) -> None:
     logging.basicConfig(level=settings.worker.log_level.upper())
     use_event_loop(settings.worker.event_loop)
     create_topics(settings)
-    runtime = Runtime.create(settings.encoder)
+    runtime = Runtime.create(settings.encoder, scorer=settings.scorer.enabled)
     app = create_app(settings, runtime)
     quiet_worker(app, settings.worker.log_level).execute_from_commandline()
 

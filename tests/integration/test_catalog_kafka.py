@@ -1,9 +1,8 @@
-"""The catalogue follower on the real broker: a worker without the scorer never embeds items."""
+"""The catalogue follower on the real broker: a catalogue without a model never embeds items."""
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
 from encoders.scorer import BatchScorer
 from streams.catalog import Catalog, follow_items
+from streams.model_thread import ModelThread
 from tests.kafka_support import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
@@ -30,25 +30,25 @@ async def no_dead_letters(
 
 async def follow(bootstrap: str, topic: str, embed: bool) -> Catalog:
     """Follow ``topic`` until the items are loaded, then a few refresh periods more."""
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        catalog = Catalog(BatchScorer(tiny_random_model(), EncoderConfig()), executor)
-        task = asyncio.create_task(
-            follow_items(catalog, bootstrap, topic, 0.05, no_dead_letters, embed=embed)
-        )
-        try:
-            await asyncio.wait_for(catalog.ready.wait(), 60)
-            if embed:
-                await asyncio.wait_for(catalog.index_ready.wait(), 60)
-            else:
-                await asyncio.sleep(0.5)  # ten refresh periods in which nothing may be embedded
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    model = ModelThread.start(BatchScorer(tiny_random_model(), EncoderConfig())) if embed else None
+    catalog = Catalog(model)
+    task = asyncio.create_task(follow_items(catalog, bootstrap, topic, 0.05, no_dead_letters))
+    try:
+        await asyncio.wait_for(catalog.ready.wait(), 60)
+        if embed:
+            await asyncio.wait_for(catalog.index_ready.wait(), 60)
+        else:
+            await asyncio.sleep(0.5)  # ten refresh periods in which nothing may be embedded
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if model is not None:
+            model.executor.shutdown()
     return catalog
 
 
 @pytest.mark.parametrize("embed", [False, True])
-def test_items_are_embedded_only_when_the_worker_scores(
+def test_items_are_embedded_only_when_the_catalogue_has_a_model(
     bootstrap: str, tmp_path: Path, embed: bool
 ):
     pipe = Pipeline(bootstrap, None, tmp_path)

@@ -1,11 +1,15 @@
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvloop
 from pydantic import ValidationError
 
-from streams.app import App
+from encoders.config import EncoderConfig
+from streams.app import App, create_app
+from streams.catalog import Catalog
+from streams.runtime import Runtime
 from streams.settings import Settings, WorkerSettings
 from streams.worker import use_event_loop
 
@@ -58,3 +62,28 @@ def test_worker_app_runs_without_faust_monitor_by_default():
 def test_faust_monitor_can_be_kept():
     monitor, sensors = sensors_after_init(keep_monitor=True)
     assert monitor in sensors
+
+
+def test_a_worker_without_the_scorer_loads_no_model(tmp_path: Path):
+    missing = EncoderConfig(model_dir=tmp_path / "no-model-here")
+
+    runtime = Runtime.create(missing, scorer=False)
+
+    assert runtime.model is None and not runtime.catalog.embeds
+    with pytest.raises(FileNotFoundError, match="not a recprice model directory"):
+        Runtime.create(missing, scorer=True)
+
+
+def test_a_scoring_worker_gets_the_model_and_a_catalogue_that_embeds(tiny_model_dir: Path):
+    runtime = Runtime.create(EncoderConfig(model_dir=tiny_model_dir), scorer=True)
+    try:
+        assert runtime.model is not None and runtime.catalog.embeds
+    finally:
+        assert runtime.model is not None
+        runtime.model.executor.shutdown()
+
+
+def test_the_scorer_needs_a_model_in_the_runtime(tmp_path: Path):
+    settings = Settings(worker={"data_dir": tmp_path})
+    with pytest.raises(ValueError, match="without a model"):
+        create_app(settings, Runtime(Catalog(), model=None))
