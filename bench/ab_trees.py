@@ -36,7 +36,7 @@ scorer = BatchScorer(load_model(s.encoder), s.encoder)
 items = dict(w.items)
 index = scorer.build_index([(i.item_id, i.text()) for i in items.values()])
 r = run_e2e(s.kafka.bootstrap, scorer, index, w, items, 1024, 8.0, 8.0, log=lambda s: None)
-print("RESULT", r.events_per_s, r.reference.scorer_users_per_s, r.vs_scorer)
+print("RESULT", r.events_per_s, r.median.reference.scorer_users_per_s, r.vs_scorer)
 """
 
 

@@ -13,9 +13,10 @@ from bench.common import (
     validate_results,
     write_results,
 )
-from bench.e2e import batch_rate
+from bench.e2e import SaturationRound, batch_rate, median_saturation
 from bench.ingest import IngestResult, median_round
 from bench.run import targets
+from bench.scorer import SizeResult
 
 
 @settings(max_examples=200, deadline=None)
@@ -129,3 +130,17 @@ def test_median_round_is_one_real_round_with_its_own_noop_figure():
     assert median_round(rounds[:1]) is rounds[0]
     with pytest.raises(ValueError, match="no ingest rounds"):
         median_round([])
+
+
+def e2e_round(events_per_s: float, reference_per_s: float) -> SaturationRound:
+    return SaturationRound(events_per_s, 10.0, SizeResult(64, 100.0, reference_per_s, 400.0, 3))
+
+
+def test_median_saturation_is_the_round_with_the_median_ratio_beside_its_own_reference():
+    # Ratios 0.9, 0.5, 0.7: the median is the third round, though its rate is the lowest.
+    rounds = [e2e_round(90, 100), e2e_round(100, 200), e2e_round(70, 100)]
+    median = median_saturation(rounds)
+    assert median is rounds[2] and median.vs_scorer == pytest.approx(0.7)
+    assert median_saturation(rounds[:2]) is rounds[1]  # lower of two
+    with pytest.raises(ValueError, match="no end-to-end rounds"):
+        median_saturation([])
