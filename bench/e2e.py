@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaProducer
 
-from bench.common import percentile, ratio
+from bench.common import median_by, percentile, ratio
 from bench.kafka import Deployment
 from bench.scorer import ScoringPath, SizeResult, paired
 from bench.workload import Workload
@@ -51,14 +51,8 @@ class SaturationRound:
 
 
 def median_saturation(rounds: Sequence[SaturationRound]) -> SaturationRound:
-    """The round whose end-to-end/scorer-only ratio is the median (the lower of an even count).
-
-    One real round, its rate beside its own reference, rather than a blend.
-    """
-    if not rounds:
-        raise ValueError("no end-to-end rounds")
-    ordered = sorted(rounds, key=lambda r: r.vs_scorer)
-    return ordered[(len(ordered) - 1) // 2]
+    """The round with the median end-to-end/scorer-only ratio, beside its own reference."""
+    return median_by(rounds, lambda r: r.vs_scorer, "end-to-end rounds")
 
 
 @dataclass(frozen=True)
@@ -237,6 +231,8 @@ def run_e2e(
     log: Callable[[str], None] = print,
 ) -> E2EResult:
     """Run ``rounds`` saturation rounds, each with its reference; half load after the last."""
+    if rounds < 1:
+        raise ValueError(f"need at least one end-to-end round, got {rounds}")
     sat = synthetic_events(workload.events, catalogue, saturation_events, "s")
     ref_workload = Workload(
         catalogue, _states(sat, catalogue, workload.config), [], workload.config

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import ratio
+from bench.common import median_by, ratio
 from bench.kafka import Deployment
 from encoders.records import Event, Item
 from streams.local import stop_worker
@@ -51,15 +51,8 @@ class IngestResult:
 
 
 def median_round(rounds: Sequence[IngestResult]) -> IngestResult:
-    """The round whose ingest rate is the median (the lower one of an even count).
-
-    One real round, with its own no-op figure beside it, rather than a blend:
-    on this shared machine single rounds moved by 20% or more.
-    """
-    if not rounds:
-        raise ValueError("no ingest rounds")
-    ordered = sorted(rounds, key=lambda r: r.events_per_s)
-    return ordered[(len(ordered) - 1) // 2]
+    """The round with the median ingest rate, beside its own no-op figure."""
+    return median_by(rounds, lambda r: r.events_per_s, "ingest rounds")
 
 
 def run_noop(
