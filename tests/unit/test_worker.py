@@ -76,11 +76,10 @@ def test_a_worker_without_the_scorer_loads_no_model(tmp_path: Path):
 
 def test_a_scoring_worker_gets_the_model_and_a_catalogue_that_embeds(tiny_model_dir: Path):
     runtime = Runtime.create(EncoderConfig(model_dir=tiny_model_dir), scorer=True)
-    try:
-        assert runtime.model is not None and runtime.catalog.embeds
-    finally:
-        assert runtime.model is not None
-        runtime.model.executor.shutdown()
+
+    assert runtime.model is not None
+    runtime.model.executor.shutdown()
+    assert runtime.model.scorer.model_version == "tiny-random" and runtime.catalog.embeds
 
 
 def test_the_scorer_needs_a_model_in_the_runtime(tmp_path: Path):
