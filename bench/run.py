@@ -11,14 +11,13 @@ from typing import Any
 
 import torch
 
-from bench.batching import compare
-from bench.common import describe_cpu, machine_name, markdown_table, ratio, write_results
+from bench.common import machine_name, markdown_table, ratio, write_results
 from bench.e2e import run_e2e
 from bench.ingest import median_round, run_ingest
-from bench.scorer import ScoringPath, run_sizes
+from bench.scorer import ScoringPath
+from bench.scoring_steps import GPU_SIZES, describe_device, run_scoring_steps
 from bench.state import run_state
 from bench.workload import load_workload
-from encoders.precision import describe
 from encoders.scorer import BatchScorer
 from streams.runtime import load_model
 from streams.settings import Settings
@@ -76,20 +75,11 @@ FULL = Plan(
     reference_budget_s=20.0,
     state_users=1_000_000,
 )
-GPU_SIZES = (1, 8, 32, 64, 128, 256, 512, 1024)
 
 
 def default_out() -> Path:
     """``bench/results/<machine>.json`` beside this package."""
     return Path(__file__).resolve().parent / "results" / f"{machine_name()}.json"
-
-
-def describe_device(scorer: BatchScorer) -> str:
-    """What ran the towers: GPU name, or CPU model with torch's thread count."""
-    mode = describe(scorer.device, scorer.config.precision)
-    if scorer.device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(scorer.device)} ({mode})"
-    return f"cpu: {describe_cpu()}, torch threads {torch.get_num_threads()} ({mode})"
 
 
 def targets(results: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:
@@ -139,20 +129,18 @@ def run_bench(
     index = scorer.build_index([(i.item_id, i.text()) for i in catalogue.values()])
     path = ScoringPath(scorer, index, workload, catalogue)
     sizes = GPU_SIZES if scorer.device.type == "cuda" else plan.sizes
-    sizes = tuple(s for s in sizes if s <= len(workload.states))
-
-    log("1-2. raw encoder and scorer path, paired batch by batch:")
-    per_size = run_sizes(path, workload.states, sizes, plan.size_budget_s, log)
-    best_enc = max(per_size, key=lambda r: r.encoder_seq_per_s)
-    best_sco = max(per_size, key=lambda r: r.scorer_users_per_s)
-
     max_batch = settings.scorer.max_batch
-    log(f"3. micro-batching: batches of {max_batch} vs one user at a time:")
-    batching = compare(path, workload.states, max_batch, plan.batching_budget_s)
-    log(
-        f"  single {batching.single_users_per_s:.1f} users/s, batched "
-        f"{batching.batched_users_per_s:.1f} users/s ({batching.batched_vs_single:.2f}x)"
+    steps = run_scoring_steps(
+        path,
+        workload.states,
+        sizes,
+        plan.size_budget_s,
+        max_batch,
+        plan.batching_budget_s,
+        log,
     )
+    per_size, batching = steps.per_size, steps.batching
+    best_enc, best_sco = steps.best_encoder, steps.best_scorer
 
     log(
         f"4. ingest through Kafka, scorer disabled, {plan.ingest_events:,} MovieLens events, "

@@ -19,7 +19,7 @@ from encoders.behaviour import UserState, render_summary
 from encoders.records import Item
 from encoders.scorer import BatchScorer, ItemIndex
 from pricing.config import PricingConfig
-from streams.scoring import PriceMemory, price_items
+from streams.offers import PriceMemory, price_items
 
 
 @dataclass

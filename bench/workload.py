@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from encoders.behaviour import StateConfig, UserState, apply_event, render_summary
 from encoders.movielens import bundled_dir, read_events, read_items
@@ -41,10 +42,15 @@ class Workload:
         return [(i.item_id, i.text()) for i in self.items.values()]
 
 
-def load_workload(n_states: int, seed: int = 0, config: StateConfig | None = None) -> Workload:
-    """Replay MovieLens-100K and sample ``n_states`` user states (uniformly over events)."""
+def load_workload(
+    n_states: int, seed: int = 0, config: StateConfig | None = None, folder: Path | None = None
+) -> Workload:
+    """Replay MovieLens-100K and sample ``n_states`` user states (uniformly over events).
+
+    ``folder`` holds the ``ml-100k.inter``/``.item`` files; the default is recbole's copy.
+    """
     config = config or StateConfig()
-    folder = bundled_dir()
+    folder = folder or bundled_dir()
     items = {i.item_id: i for i in read_items(folder)}
     events = read_events(folder, {i.item_id: i.base_price for i in items.values()})
     rng = random.Random(seed)

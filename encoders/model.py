@@ -260,12 +260,18 @@ class Recommender(nn.Module):
 
 def _load_encoder(path: Path) -> PreTrainedModel:
     # attn_implementation="sdpa": fused attention kernels on CPU and GPU alike.
-    return AutoModel.from_pretrained(str(path), attn_implementation="sdpa")
+    model = AutoModel.from_pretrained(str(path), attn_implementation="sdpa")
+    # Weights stored in half precision (the GPU kit's MiniLM) load as float32 in
+    # every transformers version: autocast, not the checkpoint, picks the format.
+    return model.float()
 
 
-def load_pretrained(version: str = "zero-shot-minilm") -> Recommender:
-    """Zero-shot model: both towers are the bundled pre-trained MiniLM (shared)."""
-    path = pretrained_dir()
+def load_pretrained(version: str = "zero-shot-minilm", path: Path | None = None) -> Recommender:
+    """Zero-shot model: both towers are one pre-trained encoder (shared).
+
+    ``path`` is a Hugging Face model directory; the default is the bundled MiniLM.
+    """
+    path = path or pretrained_dir()
     tower = TextTower(_load_encoder(path))
     spec = ModelSpec(model_version=version)
     tokenizer = AutoTokenizer.from_pretrained(str(path))

@@ -3,7 +3,7 @@
 Events are replayed in time order (ties in log order) through the very
 functions the stream runs: `apply_event` -> `render_summary` ->
 `BatchScorer.recommend` in micro-batches (deduplicated by `latest_per_user`)
--> `streams.scoring.price_items` with a `PriceMemory`. The demand simulator
+-> `streams.offers.price_items` with a `PriceMemory`. The demand simulator
 (`pricing.simulator`) then decides whether the user buys each offer; a
 purchase is credited through `pricing.experiments.attribute` to the latest
 offer of its (user, item), per-arm `ArmStats` accumulate, and every
@@ -53,7 +53,8 @@ from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
 from pricing.policy import Decision
 from pricing.simulator import DemandConfig, TrueInterest, buys
 from streams.batching import ScoringRequest, latest_per_user
-from streams.scoring import PriceMemory, price_items, recommendation_record
+from streams.offers import PriceMemory, price_items
+from streams.scoring import recommendation_record
 
 
 @dataclass(frozen=True)

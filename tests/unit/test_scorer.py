@@ -11,7 +11,7 @@ from encoders.records import Item
 from encoders.scorer import BatchScorer
 from pricing.config import PricingConfig
 from pricing.policy import PricedItem
-from streams.scoring import PriceMemory, price_items
+from streams.offers import PriceMemory, price_items
 
 ITEMS = [
     (f"i{n}", f"movie number {n} about {w}")

@@ -1,0 +1,168 @@
+"""Steps 1 to 3 of the bench on a machine without Kafka: the lent GPU machine.
+
+Run as ``python -m bench.gpu [--model DIR] [--movielens DIR] [--out FILE]``.
+It measures the raw user tower, the production scoring path (summary ->
+tokenize -> forward -> top-K -> prices) and micro-batching against one user
+at a time, on CUDA in bf16 when there is a GPU (float32 on CPU), and checks
+issue 5's GPU targets. ``deploy/gpu_kit.sh`` packs what the GPU machine
+lacks (a few wheels, MiniLM's weights, MovieLens-100K's files) into
+``.gpukit/``; ``deploy/gpu_bench.sh`` runs this there. Nothing here imports
+Faust or a Kafka client: that machine has neither, nor a broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import torch
+
+from bench.common import markdown_table, ratio
+from bench.scorer import ScoringPath
+from bench.scoring_steps import GPU_SIZES, describe_device, run_scoring_steps
+from bench.workload import load_workload
+from encoders.config import EncoderConfig
+from encoders.model import MODEL_FILE, Recommender, load_model_dir, load_pretrained
+from encoders.scorer import BatchScorer
+
+WORKER_MAX_BATCH = 64
+"""The worker's default ``scorer.max_batch``: the micro-batch step 3 compares with one user."""
+
+
+def load_any(model: Path | None) -> Recommender:
+    """A recprice model directory, a Hugging Face encoder directory, or the bundled MiniLM."""
+    if model is not None and (model / MODEL_FILE).is_file():
+        return load_model_dir(model)
+    return load_pretrained(path=model)
+
+
+def targets(results: dict[str, Any], gpu: bool) -> list[dict[str, Any]]:
+    """Issue 5's targets that steps 1 to 3 measure, with the device's bounds."""
+    rows = [
+        ("scorer vs raw encoder (best batch)", 0.8, results["scorer_vs_encoder"]),
+        ("micro-batched vs per-user", 20.0 if gpu else 5.0, results["batched_vs_single"]),
+    ]
+    if gpu:
+        rows.append(("scorer users/s (best batch, bf16)", 50_000.0, results["scorer_users_per_s"]))
+    return [
+        {"target": name, "bound": f">= {bound:,g}", "measured": value, "met": value >= bound}
+        for name, bound, value in rows
+    ]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure steps 1 to 3 and return the results object."""
+    started = dt.datetime.now(dt.UTC)
+    config = EncoderConfig(device=args.device)
+    scorer = BatchScorer(load_any(args.model), config)
+    device = describe_device(scorer)
+    print(f"device: {device}", flush=True)
+    workload = load_workload(args.states, folder=args.movielens)
+    catalogue = dict(sorted(workload.items.items()))
+    index = scorer.build_index([(i.item_id, i.text()) for i in catalogue.values()])
+    path = ScoringPath(scorer, index, workload, catalogue)
+    gpu = scorer.device.type == "cuda"
+    sizes = args.sizes or (GPU_SIZES if gpu else (1, 8, 32, 64))
+    steps = run_scoring_steps(
+        path, workload.states, sizes, args.budget, args.micro_batch, args.batching_budget
+    )
+    best_enc, best_sco = steps.best_encoder, steps.best_scorer
+    results: dict[str, Any] = {
+        "device": device,
+        "command": "python -m bench.gpu " + " ".join(sys.argv[1:]),
+        "date": started.isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "model_version": scorer.model_version,
+        "user_max_length": scorer.model.spec.user_max_length or config.user_max_length,
+        "catalogue_items": len(catalogue),
+        "states": len(workload.states),
+        "encoder_seq_per_s": best_enc.encoder_seq_per_s,
+        "encoder_best_batch": best_enc.batch,
+        "scorer_users_per_s": best_sco.scorer_users_per_s,
+        "scorer_best_batch": best_sco.batch,
+        "scorer_vs_encoder": ratio(best_sco.scorer_users_per_s, best_enc.encoder_seq_per_s),
+        "batched_vs_single": steps.batching.batched_vs_single,
+        "batching": {
+            "batch": steps.batching.batch,
+            "single_users_per_s": steps.batching.single_users_per_s,
+            "batched_users_per_s": steps.batching.batched_users_per_s,
+        },
+        "per_batch_size": [
+            {
+                "batch": r.batch,
+                "encoder_seq_per_s": r.encoder_seq_per_s,
+                "scorer_users_per_s": r.scorer_users_per_s,
+                "scorer_vs_encoder": r.scorer_vs_encoder,
+                "forward_ms": r.forward_ms,
+                "batches": r.batches,
+            }
+            for r in steps.per_size
+        ],
+    }
+    results["targets"] = targets(results, gpu)
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    """The per-size table and the targets, as markdown."""
+    sizes = markdown_table(
+        ["batch", "encoder seq/s", "scorer users/s", "scorer/encoder", "forward ms"],
+        [
+            [
+                r["batch"],
+                r["encoder_seq_per_s"],
+                r["scorer_users_per_s"],
+                r["scorer_vs_encoder"],
+                r["forward_ms"],
+            ]
+            for r in results["per_batch_size"]
+        ],
+    )
+    goals = markdown_table(
+        ["target", "bound", "measured", "met"],
+        [
+            [t["target"], t["bound"], t["measured"], "yes" if t["met"] else "NO"]
+            for t in results["targets"]
+        ],
+    )
+    return f"{results['device']}\n\n{sizes}\n\n{goals}\n"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line; every default suits one call on the lent GPU machine."""
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__)
+    parser.add_argument("--model", type=Path, help="model directory (default: bundled MiniLM)")
+    parser.add_argument(
+        "--movielens", type=Path, help="folder of ml-100k.inter/.item (default: recbole's)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench/results/gpu.json"))
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--states", type=int, default=4096, help="user states sampled")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: tuple(int(s) for s in text.split(",")),
+        help="batch sizes, comma-separated (default: the device's)",
+    )
+    parser.add_argument("--budget", type=float, default=8.0, help="seconds per batch size")
+    parser.add_argument("--batching-budget", type=float, default=10.0)
+    parser.add_argument("--micro-batch", type=int, default=WORKER_MAX_BATCH)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """Run, write ``--out`` and print the tables."""
+    args = parse_args(argv)
+    results = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    print(report(results), flush=True)
+    print(f"wrote {args.out}", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

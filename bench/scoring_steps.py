@@ -1,0 +1,70 @@
+"""Steps 1 to 3 of the bench: encoder and scorer by batch size, then micro-batching.
+
+Nothing here touches Kafka, so a machine without a broker (the lent GPU
+machine, see :mod:`bench.gpu`) runs these steps alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from bench.batching import BatchingResult, compare
+from bench.common import describe_cpu
+from bench.scorer import ScoringPath, SizeResult, run_sizes
+from encoders.behaviour import UserState
+from encoders.precision import describe
+from encoders.scorer import BatchScorer
+
+GPU_SIZES = (1, 8, 32, 64, 128, 256, 512, 1024)
+"""Batch sizes on CUDA, where throughput keeps growing well past the CPU's sizes."""
+
+
+def describe_device(scorer: BatchScorer) -> str:
+    """What ran the towers: GPU name, or CPU model with torch's thread count."""
+    mode = describe(scorer.device, scorer.config.precision)
+    if scorer.device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(scorer.device)} ({mode})"
+    return f"cpu: {describe_cpu()}, torch threads {torch.get_num_threads()} ({mode})"
+
+
+@dataclass(frozen=True)
+class ScoringSteps:
+    """Per-batch-size encoder and scorer rates, and the micro-batching comparison."""
+
+    per_size: list[SizeResult]
+    batching: BatchingResult
+
+    @property
+    def best_encoder(self) -> SizeResult:
+        """The batch size with the highest raw encoder throughput."""
+        return max(self.per_size, key=lambda r: r.encoder_seq_per_s)
+
+    @property
+    def best_scorer(self) -> SizeResult:
+        """The batch size with the highest scorer throughput."""
+        return max(self.per_size, key=lambda r: r.scorer_users_per_s)
+
+
+def run_scoring_steps(
+    path: ScoringPath,
+    users: Sequence[tuple[str, UserState]],
+    sizes: Sequence[int],
+    size_budget_s: float,
+    micro_batch: int,
+    batching_budget_s: float,
+    log: Callable[[str], None] = print,
+) -> ScoringSteps:
+    """Run steps 1-2 at every size in ``sizes`` that ``users`` can fill, then step 3."""
+    fitting = [s for s in sizes if s <= len(users)]
+    log("1-2. raw encoder and scorer path, paired batch by batch:")
+    per_size = run_sizes(path, users, fitting, size_budget_s, log)
+    log(f"3. micro-batching: batches of {micro_batch} vs one user at a time:")
+    batching = compare(path, users, micro_batch, batching_budget_s)
+    log(
+        f"  single {batching.single_users_per_s:.1f} users/s, batched "
+        f"{batching.batched_users_per_s:.1f} users/s ({batching.batched_vs_single:.2f}x)"
+    )
+    return ScoringSteps(per_size, batching)
