@@ -21,9 +21,14 @@ from typing import Any
 import orjson
 import torch
 
-from bench.common import markdown_table, ratio
 from bench.scorer import ScoringPath
-from bench.scoring_steps import GPU_SIZES, describe_device, run_scoring_steps
+from bench.scoring_steps import (
+    GPU_SIZES,
+    describe_device,
+    run_scoring_steps,
+    sizes_table,
+    targets_table,
+)
 from bench.workload import load_workload
 from encoders.config import EncoderConfig
 from encoders.model import MODEL_FILE, Recommender, load_model_dir, load_pretrained
@@ -70,7 +75,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     steps = run_scoring_steps(
         path, workload.states, sizes, args.budget, args.micro_batch, args.batching_budget
     )
-    best_enc, best_sco = steps.best_encoder, steps.best_scorer
     results: dict[str, Any] = {
         "device": device,
         "command": "python -m bench.gpu " + " ".join(sys.argv[1:]),
@@ -80,28 +84,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "user_max_length": scorer.model.spec.user_max_length or config.user_max_length,
         "catalogue_items": len(catalogue),
         "states": len(workload.states),
-        "encoder_seq_per_s": best_enc.encoder_seq_per_s,
-        "encoder_best_batch": best_enc.batch,
-        "scorer_users_per_s": best_sco.scorer_users_per_s,
-        "scorer_best_batch": best_sco.batch,
-        "scorer_vs_encoder": ratio(best_sco.scorer_users_per_s, best_enc.encoder_seq_per_s),
-        "batched_vs_single": steps.batching.batched_vs_single,
-        "batching": {
-            "batch": steps.batching.batch,
-            "single_users_per_s": steps.batching.single_users_per_s,
-            "batched_users_per_s": steps.batching.batched_users_per_s,
-        },
-        "per_batch_size": [
-            {
-                "batch": r.batch,
-                "encoder_seq_per_s": r.encoder_seq_per_s,
-                "scorer_users_per_s": r.scorer_users_per_s,
-                "scorer_vs_encoder": r.scorer_vs_encoder,
-                "forward_ms": r.forward_ms,
-                "batches": r.batches,
-            }
-            for r in steps.per_size
-        ],
+        **steps.to_results(),
     }
     results["targets"] = targets(results, gpu)
     return results
@@ -109,27 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(results: dict[str, Any]) -> str:
     """The per-size table and the targets, as markdown."""
-    sizes = markdown_table(
-        ["batch", "encoder seq/s", "scorer users/s", "scorer/encoder", "forward ms"],
-        [
-            [
-                r["batch"],
-                r["encoder_seq_per_s"],
-                r["scorer_users_per_s"],
-                r["scorer_vs_encoder"],
-                r["forward_ms"],
-            ]
-            for r in results["per_batch_size"]
-        ],
-    )
-    goals = markdown_table(
-        ["target", "bound", "measured", "met"],
-        [
-            [t["target"], t["bound"], t["measured"], "yes" if t["met"] else "NO"]
-            for t in results["targets"]
-        ],
-    )
-    return f"{results['device']}\n\n{sizes}\n\n{goals}\n"
+    return f"{results['device']}\n\n{sizes_table(results)}\n\n{targets_table(results)}\n"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

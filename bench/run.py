@@ -15,7 +15,13 @@ from bench.common import machine_name, markdown_table, ratio, write_results
 from bench.e2e import run_e2e
 from bench.ingest import median_round, run_ingest
 from bench.scorer import ScoringPath
-from bench.scoring_steps import GPU_SIZES, describe_device, run_scoring_steps
+from bench.scoring_steps import (
+    GPU_SIZES,
+    describe_device,
+    run_scoring_steps,
+    sizes_table,
+    targets_table,
+)
 from bench.state import run_state
 from bench.workload import load_workload
 from encoders.scorer import BatchScorer
@@ -139,8 +145,6 @@ def run_bench(
         plan.batching_budget_s,
         log,
     )
-    per_size, batching = steps.per_size, steps.batching
-    best_enc, best_sco = steps.best_encoder, steps.best_scorer
 
     log(
         f"4. ingest through Kafka, scorer disabled, {plan.ingest_events:,} MovieLens events, "
@@ -169,12 +173,7 @@ def run_bench(
 
     results: dict[str, Any] = {
         "device": device,
-        "encoder_seq_per_s": best_enc.encoder_seq_per_s,
-        "encoder_best_batch": best_enc.batch,
-        "scorer_users_per_s": best_sco.scorer_users_per_s,
-        "scorer_best_batch": best_sco.batch,
-        "scorer_vs_encoder": ratio(best_sco.scorer_users_per_s, best_enc.encoder_seq_per_s),
-        "batched_vs_single": batching.batched_vs_single,
+        **steps.to_results(),
         "ingest_events_per_s": ingest.events_per_s,
         "e2e_events_per_s": e2e.events_per_s,
         "e2e_vs_scorer": e2e.vs_scorer,
@@ -187,22 +186,6 @@ def run_bench(
         "date": started.isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "catalogue_items": len(catalogue),
-        "per_batch_size": [
-            {
-                "batch": r.batch,
-                "encoder_seq_per_s": r.encoder_seq_per_s,
-                "scorer_users_per_s": r.scorer_users_per_s,
-                "scorer_vs_encoder": r.scorer_vs_encoder,
-                "forward_ms": r.forward_ms,
-                "batches": r.batches,
-            }
-            for r in per_size
-        ],
-        "batching": {
-            "batch": batching.batch,
-            "single_users_per_s": batching.single_users_per_s,
-            "batched_users_per_s": batching.batched_users_per_s,
-        },
         "ingest": {
             "events": ingest.events,
             "processed": ingest.processed,
@@ -268,19 +251,7 @@ def percentile_or_nan(values: list[float], q: float) -> float:
 
 def report(results: Mapping[str, Any]) -> str:
     """Markdown tables of one results object."""
-    sizes = markdown_table(
-        ["batch", "encoder seq/s", "scorer users/s", "scorer/encoder", "forward ms"],
-        [
-            [
-                r["batch"],
-                r["encoder_seq_per_s"],
-                r["scorer_users_per_s"],
-                r["scorer_vs_encoder"],
-                r["forward_ms"],
-            ]
-            for r in results["per_batch_size"]
-        ],
-    )
+    sizes = sizes_table(results)
     e2e, state = results["e2e"], results["state"]
     summary = markdown_table(
         ["measure", "value"],
@@ -332,11 +303,5 @@ def report(results: Mapping[str, Any]) -> str:
             ],
         ],
     )
-    goals = markdown_table(
-        ["target", "bound", "measured", "met"],
-        [
-            [t["target"], t["bound"], t["measured"], "yes" if t["met"] else "NO"]
-            for t in results["targets"]
-        ],
-    )
+    goals = targets_table(results)
     return "\n\n".join([sizes, summary, goals])

@@ -6,13 +6,14 @@ machine, see :mod:`bench.gpu`) runs these steps alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from bench.batching import BatchingResult, compare
-from bench.common import describe_cpu
+from bench.common import describe_cpu, markdown_table, ratio
 from bench.scorer import ScoringPath, SizeResult, run_sizes
 from encoders.behaviour import UserState
 from encoders.precision import describe
@@ -46,6 +47,62 @@ class ScoringSteps:
     def best_scorer(self) -> SizeResult:
         """The batch size with the highest scorer throughput."""
         return max(self.per_size, key=lambda r: r.scorer_users_per_s)
+
+    def to_results(self) -> dict[str, Any]:
+        """These steps' keys of the results file."""
+        best_enc, best_sco = self.best_encoder, self.best_scorer
+        return {
+            "encoder_seq_per_s": best_enc.encoder_seq_per_s,
+            "encoder_best_batch": best_enc.batch,
+            "scorer_users_per_s": best_sco.scorer_users_per_s,
+            "scorer_best_batch": best_sco.batch,
+            "scorer_vs_encoder": ratio(best_sco.scorer_users_per_s, best_enc.encoder_seq_per_s),
+            "batched_vs_single": self.batching.batched_vs_single,
+            "per_batch_size": [
+                {
+                    "batch": r.batch,
+                    "encoder_seq_per_s": r.encoder_seq_per_s,
+                    "scorer_users_per_s": r.scorer_users_per_s,
+                    "scorer_vs_encoder": r.scorer_vs_encoder,
+                    "forward_ms": r.forward_ms,
+                    "batches": r.batches,
+                }
+                for r in self.per_size
+            ],
+            "batching": {
+                "batch": self.batching.batch,
+                "single_users_per_s": self.batching.single_users_per_s,
+                "batched_users_per_s": self.batching.batched_users_per_s,
+            },
+        }
+
+
+def sizes_table(results: Mapping[str, Any]) -> str:
+    """Markdown table of a results object's per-batch-size rows."""
+    return markdown_table(
+        ["batch", "encoder seq/s", "scorer users/s", "scorer/encoder", "forward ms"],
+        [
+            [
+                r["batch"],
+                r["encoder_seq_per_s"],
+                r["scorer_users_per_s"],
+                r["scorer_vs_encoder"],
+                r["forward_ms"],
+            ]
+            for r in results["per_batch_size"]
+        ],
+    )
+
+
+def targets_table(results: Mapping[str, Any]) -> str:
+    """Markdown table of a results object's targets."""
+    return markdown_table(
+        ["target", "bound", "measured", "met"],
+        [
+            [t["target"], t["bound"], t["measured"], "yes" if t["met"] else "NO"]
+            for t in results["targets"]
+        ],
+    )
 
 
 def run_scoring_steps(

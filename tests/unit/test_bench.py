@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.batching import BatchingResult
 from bench.common import (
     REQUIRED_KEYS,
     markdown_table,
@@ -17,6 +18,7 @@ from bench.e2e import SaturationRound, batch_rate, median_saturation
 from bench.ingest import IngestResult, median_round
 from bench.run import targets
 from bench.scorer import SizeResult
+from bench.scoring_steps import ScoringSteps
 
 
 @settings(max_examples=200, deadline=None)
@@ -144,3 +146,21 @@ def test_median_saturation_is_the_round_with_the_median_ratio_beside_its_own_ref
     assert median_saturation(rounds[:2]) is rounds[1]  # lower of two
     with pytest.raises(ValueError, match="no end-to-end rounds"):
         median_saturation([])
+
+
+def test_scoring_steps_report_each_sides_best_batch_and_their_ratio():
+    per_size = [SizeResult(1, 40.0, 36.0, 25.0, 10), SizeResult(8, 60.0, 50.0, 130.0, 5)]
+    per_size.append(SizeResult(32, 64.0, 48.0, 500.0, 3))
+    steps = ScoringSteps(per_size, BatchingResult(64, 30.0, 45.0))
+
+    results = steps.to_results()
+
+    assert (results["encoder_best_batch"], results["scorer_best_batch"]) == (32, 8)
+    assert results["scorer_vs_encoder"] == pytest.approx(50.0 / 64.0)
+    assert results["batched_vs_single"] == pytest.approx(1.5)
+    assert [r["batch"] for r in results["per_batch_size"]] == [1, 8, 32]
+    assert results["batching"] == {
+        "batch": 64,
+        "single_users_per_s": 30.0,
+        "batched_users_per_s": 45.0,
+    }
