@@ -59,7 +59,7 @@ def targets(results: dict[str, Any], gpu: bool) -> list[dict[str, Any]]:
     ]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Measure steps 1 to 3 and return the results object."""
     started = dt.datetime.now(dt.UTC)
     config = EncoderConfig(device=args.device)
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     results: dict[str, Any] = {
         "device": device,
-        "command": "python -m bench.gpu " + " ".join(sys.argv[1:]),
+        "command": command,
         "date": started.isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "model_version": scorer.model_version,
@@ -119,7 +119,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> dict[str, Any]:
     """Run, write ``--out`` and print the tables."""
     args = parse_args(argv)
-    results = run(args)
+    results = run(args, " ".join(["python -m bench.gpu", *argv]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     print(report(results), flush=True)

@@ -47,4 +47,5 @@ def test_a_small_cpu_run_measures_every_step_and_writes_them(tiny_model_dir: Pat
         "scorer vs raw encoder (best batch)",
         "micro-batched vs per-user",
     ]
+    assert results["command"] == "python -m bench.gpu " + " ".join(args)
     assert orjson.loads(out.read_bytes()) == orjson.loads(orjson.dumps(results))
