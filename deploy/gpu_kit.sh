@@ -14,15 +14,16 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KIT="$ROOT/.gpukit"
 PY="$ROOT/.venv/bin/python"
-# The versions this project is tested with, for CPython 3.12 on x86-64 Linux.
-# torch, transformers, tokenizers, safetensors and numpy are the GPU machine's
-# own: our pinned transformers and its hub client would add 16 MiB, more than
-# the limit leaves beside MiniLM. encoders/model.py uses only its stable
-# top-level names (AutoModel, AutoTokenizer, AutoConfig, PreTrainedModel).
-WHEELS=(
-  pydantic==2.14.4 pydantic_core==2.50.5 annotated_types==0.8.0
-  typing_inspection==0.4.5 typing_extensions==4.16.0 orjson==3.13.0
-)
+# The versions installed here (so the kit follows pyproject.toml), as wheels
+# for CPython 3.12 on x86-64 Linux. torch, transformers, tokenizers,
+# safetensors and numpy are the GPU machine's own: our transformers and its
+# hub client would add 16 MiB, more than the limit leaves beside MiniLM, and
+# encoders/model.py uses only its stable top-level names.
+version() { "$PY" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1"; }
+WHEELS=()
+for name in pydantic pydantic_core annotated_types typing_inspection typing_extensions orjson; do
+  WHEELS+=("$name==$(version "$name")")
+done
 
 rm -rf "$KIT"
 mkdir -p "$KIT/wheels" "$KIT/ml-100k"
