@@ -68,6 +68,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         broker_heartbeat_interval=kafka.heartbeat_s,
         broker_commit_interval=kafka.commit_interval_s,
         producer_linger=kafka.producer_linger_s,
+        producer_max_batch_size=kafka.producer_max_batch_bytes,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         autodiscover=False,

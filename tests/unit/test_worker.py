@@ -86,3 +86,14 @@ def test_the_scorer_needs_a_model_in_the_runtime(tmp_path: Path):
     settings = Settings(worker={"data_dir": tmp_path})
     with pytest.raises(ValueError, match="without a model"):
         create_app(settings, Runtime(Catalog(), model=None))
+
+
+def test_the_producer_batches_up_to_the_configured_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RECPRICE__SCORER__ENABLED", "false")
+    monkeypatch.setenv("RECPRICE__WORKER__DATA_DIR", str(tmp_path))
+    assert create_app(Settings(), Runtime(Catalog(), None)).conf.producer_max_batch_size == 524_288
+
+    monkeypatch.setenv("RECPRICE__KAFKA__PRODUCER_MAX_BATCH_BYTES", "65536")
+    assert create_app(Settings(), Runtime(Catalog(), None)).conf.producer_max_batch_size == 65_536
