@@ -77,6 +77,34 @@ class ScoringSteps:
         }
 
 
+def scoring_targets(results: Mapping[str, Any]) -> list[tuple[str, str, float, float]]:
+    """(target, bound, measured, floor) of issue 5's targets that steps 1 to 3 measure.
+
+    The bounds are the device's: micro-batching must give 20x on a GPU, 5x on a CPU,
+    and a GPU must score 50,000 users/s.
+    """
+    gpu = str(results["device"]).startswith("cuda")
+    rows = [
+        ("scorer vs raw encoder (best batch)", ">= 0.8x", results["scorer_vs_encoder"], 0.8),
+        (
+            "micro-batched vs per-user",
+            f">= {20 if gpu else 5}x",
+            results["batched_vs_single"],
+            20.0 if gpu else 5.0,
+        ),
+    ]
+    if gpu:
+        rows.append(("scorer users/s on GPU", ">= 50,000", results["scorer_users_per_s"], 50_000.0))
+    return rows
+
+
+def at_least(rows: Sequence[tuple[str, str, float, float]]) -> list[tuple[str, str, str, bool]]:
+    """(target, bound, measured as text, met) of rows whose measure must reach its floor."""
+    return [
+        (name, bound, f"{value:,.2f}", bool(value >= floor)) for name, bound, value, floor in rows
+    ]
+
+
 def sizes_table(results: Mapping[str, Any]) -> str:
     """Markdown table of a results object's per-batch-size rows."""
     return markdown_table(

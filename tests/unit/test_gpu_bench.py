@@ -6,7 +6,8 @@ from pathlib import Path
 
 import orjson
 
-from bench.gpu import main
+from bench.gpu import WORKER_MAX_BATCH, main
+from streams.settings import ScorerSettings
 
 # What the GPU machine does not have: no broker clients, no Faust, no CLI, no
 # bundled datasets or weights (the kit carries those as plain files).
@@ -49,3 +50,8 @@ def test_a_small_cpu_run_measures_every_step_and_writes_them(tiny_model_dir: Pat
     ]
     assert results["command"] == "python -m bench.gpu " + " ".join(args)
     assert orjson.loads(out.read_bytes()) == orjson.loads(orjson.dumps(results))
+
+
+def test_the_micro_batch_is_the_workers_default_batch():
+    # bench.gpu cannot import the settings (pydantic-settings is not on the GPU machine).
+    assert WORKER_MAX_BATCH == ScorerSettings().max_batch
