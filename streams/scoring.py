@@ -1,10 +1,12 @@
 """Scoring flow: scoring requests -> micro-batches -> top-K -> bounded prices.
 
-``stream.take(max_batch, within=max_wait)`` gathers users; each user is
-scored once per batch on their newest state; the forward pass runs in the
-scorer thread so the event loop keeps consuming. Faust acks a batch's events
-only after this loop body returns, and it returns once the broker has
-acknowledged every output record (at-least-once).
+``gather(stream, max_batch, max_wait)`` gathers users while the previous
+batch is scored, and yields a batch once it is full or its oldest user has
+waited ``max_wait``; each user is scored once per batch on their newest
+state; the forward pass runs in the scorer thread so the event loop keeps
+consuming. A batch's events are acked only after this loop body returns, and
+it returns once the broker has acknowledged every output record
+(at-least-once).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from streams.batching import ScoringRequest, latest_per_user
 from streams.catalog import Catalog
 from streams.delivery import deliver
 from streams.experiment import SharesHolder
+from streams.gather import gather
 from streams.model_thread import ModelThread
 from streams.offers import PriceMemory, price_items
 from streams.settings import ScorerSettings
@@ -177,7 +180,7 @@ def register(
         await catalog.index_ready.wait()
         loop = asyncio.get_running_loop()
         version = model.scorer.model_version
-        async for batch in stream.take(settings.max_batch, within=settings.max_wait_s):
+        async for batch in gather(stream, settings.max_batch, settings.max_wait_s):
             requests = latest_per_user(ScoringRequest.from_bytes(raw) for raw in batch)
             ranked = await loop.run_in_executor(model.executor, score_batch, requests)
             records, offers = outputs(requests, ranked, version, int(time.time() * 1000))

@@ -128,7 +128,11 @@ class ScorerSettings(BaseModel):
     )
     max_batch: int = Field(64, ge=1, le=4096, description="Most users per forward pass.")
     max_wait_s: float = Field(
-        0.05, gt=0, le=10.0, description="Longest wait to fill a batch before scoring it."
+        0.05,
+        gt=0,
+        le=10.0,
+        description="Longest a user waits for others to join its batch, counted from its "
+        "arrival: users that queued while the scorer was busy are scored right after.",
     )
     catalog_refresh_s: float = Field(
         1.0, gt=0, le=3600.0, description="How often new or changed items are re-embedded."
