@@ -51,13 +51,16 @@ async def gather(
 
     async def add(value: Any) -> Any:
         nonlocal oldest
-        # Back-pressure: the stream stops draining its channel until a batch is taken.
-        while len(values) >= max_batch:
-            room.clear()
-            await stream.wait(room)  # type: ignore[arg-type]
         event = stream.current_event
         if event is None:
             raise RuntimeError("gather: a value arrived without its Kafka event")
+        # Back-pressure: the stream stops draining its channel until a batch is taken.
+        while len(values) >= max_batch:
+            if stream.should_stop:
+                # Never buffered, never acked: Kafka delivers it again after a restart.
+                return value
+            room.clear()
+            await stream.wait(room)  # type: ignore[arg-type]
         if not values:
             oldest = loop.time()
         values.append(value)
