@@ -81,7 +81,8 @@ async def run_agent(
 
 
 async def test_batches_keep_order_and_never_exceed_max_batch():
-    seen, _ = await run_agent([(0.0, v) for v in range(7)], 3, 0.05, 0.05)
+    # A long ``within``: only full batches may leave before the last value.
+    seen, _ = await run_agent([(0.0, v) for v in range(7)], 3, 0.5, 0.05)
     assert [v for s in seen for v in s.batch] == list(range(7))
     assert [len(s.batch) for s in seen] == [3, 3, 1]
 
@@ -101,7 +102,7 @@ async def test_values_that_queued_during_a_batch_are_yielded_right_after_it():
 
 
 async def test_events_are_acked_after_their_batch_body_returns():
-    seen, _ = await run_agent([(0.0, v) for v in range(5)], 2, 0.05, 0.05)
+    seen, _ = await run_agent([(0.0, v) for v in range(5)], 2, 0.5, 0.05)
     assert len(seen) == 3
     for s in seen:
         assert s.acked_in_body == [False] * len(s.batch)
