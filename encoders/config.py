@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from encoders.precision import Precision
+Precision = Literal["auto", "fp32", "bf16"]
+"""Tower number format; what ``auto`` picks is decided in :mod:`encoders.precision`."""
 
 
 class EncoderConfig(BaseModel):

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from encoders.behaviour import StateConfig, render_summary
-from encoders.config import EncoderConfig
+from encoders.config import EncoderConfig, Precision
 from encoders.dataset import Dataset, Example
 from encoders.metrics import bootstrap_interval, mask_rows, summarize, target_ranks
 from encoders.model import Recommender, history_rows
-from encoders.precision import Precision, autocast_for
+from encoders.precision import autocast_for
 from encoders.scorer import BatchScorer, resolve_device
 from encoders.training import HISTORY_FILE, encode_items
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import contextlib
 from functools import cache
-from typing import Literal
 
 import torch
 
-Precision = Literal["auto", "fp32", "bf16"]
+from encoders.config import Precision
 
 
 @cache

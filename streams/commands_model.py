@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from encoders.dataset import Dataset, load_dataset
-from encoders.model import Recommender, load_model_dir, load_pretrained
-from encoders.training import TrainConfig
+from encoders.train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from encoders.model import Recommender
 
 # The command's defaults are the config's: one source for the recipe.
 DEFAULTS = TrainConfig()
@@ -100,6 +102,8 @@ def train(
     ] = DEFAULTS.precision,
 ) -> None:
     """Fine-tune the two-tower recommender and write a model directory."""
+    # torch and transformers load here, not when the command line starts.
+    from encoders.model import load_model_dir, load_pretrained
     from encoders.training import save_trained
     from encoders.training import train as fit
 
@@ -158,6 +162,7 @@ def evaluate(
     import torch
 
     from encoders.evaluation import load_history, parity_check, run_evaluation
+    from encoders.model import load_model_dir, load_pretrained
     from encoders.report import write_report
     from streams.settings import Settings
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from encoders.scorer import BatchScorer
+if TYPE_CHECKING:  # imported by every worker; only one that scores loads torch
+    from encoders.scorer import BatchScorer
 
 
 @dataclass(frozen=True)

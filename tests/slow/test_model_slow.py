@@ -8,7 +8,8 @@ from encoders.dataset import build_dataset, read_events, read_items
 from encoders.evaluation import make_scorer, parity_check, rank_targets
 from encoders.metrics import ndcg
 from encoders.model import load_model_dir, load_pretrained
-from encoders.training import TrainConfig, save_trained, train
+from encoders.train_config import TrainConfig
+from encoders.training import save_trained, train
 
 pytestmark = pytest.mark.slow
 

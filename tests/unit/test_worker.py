@@ -1,4 +1,7 @@
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +75,33 @@ def test_a_worker_without_the_scorer_loads_no_model(tmp_path: Path):
     assert runtime.model is None and not runtime.catalog.embeds
     with pytest.raises(FileNotFoundError, match="not a recprice model directory"):
         Runtime.create(missing, scorer=True)
+
+
+# What a worker without the scorer, and the command line itself, must import
+# without: the model stack costs seconds and most of a gigabyte to load.
+WITHOUT_SCORER = """
+import json, sys
+import streams.cli
+from streams.app import create_app
+from streams.runtime import Runtime
+from streams.settings import Settings
+settings = Settings(scorer={"enabled": False}, worker={"data_dir": sys.argv[1]})
+create_app(settings, Runtime.create(settings.encoder, scorer=False))
+heavy = ("torch", "transformers", "encoders.model", "encoders.scorer")
+print(json.dumps(sorted(name for name in heavy if name in sys.modules)))
+"""
+
+
+def test_a_worker_without_the_scorer_and_the_cli_import_no_model_stack(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SCORER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []
 
 
 def test_a_scoring_worker_gets_the_model_and_a_catalogue_that_embeds(tiny_model_dir: Path):
