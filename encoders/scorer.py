@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -16,7 +16,7 @@ import torch
 
 from encoders.config import EncoderConfig
 from encoders.model import Recommender, history_rows
-from encoders.precision import autocast_for
+from encoders.precision import autocast_for, uses_bf16
 
 
 def resolve_device(config: EncoderConfig) -> torch.device:
@@ -35,6 +35,11 @@ def catalogue_version(item_texts: Sequence[tuple[str, str]]) -> str:
         digest.update(text.encode())
         digest.update(b"\1")
     return digest.hexdigest()
+
+
+def text_key(text: str) -> bytes:
+    """16-byte digest of an item text: what a stored item vector is looked up by."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 @dataclass(frozen=True)
@@ -107,19 +112,54 @@ class BatchScorer:
         length = self.model.spec.user_max_length or self.config.user_max_length
         return self._encode(summaries, length, user=True)
 
-    def build_index(self, items: Sequence[tuple[str, str]]) -> ItemIndex:
-        """Embed (item_id, text) pairs with the item tower, in batches."""
+    @property
+    def item_length(self) -> int:
+        """Token budget of an item text (a fine-tuned model's own wins, as for users)."""
+        return self.model.spec.item_max_length or self.config.item_max_length
+
+    @cached_property
+    def item_tower_key(self) -> str:
+        """Digest of everything an item vector depends on besides its text.
+
+        The item tower's weights, the token budget, the number format and the
+        device type: a stored vector is reused only under the same key.
+        """
+        digest = hashlib.blake2b(digest_size=16)
+        bf16 = uses_bf16(self.device, self.config.precision)
+        digest.update(f"{self.item_length}|{bf16}|{self.device.type}".encode())
+        for name, tensor in sorted(self.model.item_tower.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def build_index(
+        self,
+        items: Sequence[tuple[str, str]],
+        known: Mapping[bytes, torch.Tensor] | None = None,
+    ) -> ItemIndex:
+        """Embed (item_id, text) pairs with the item tower, in batches.
+
+        ``known`` maps :func:`text_key` to vectors this item tower computed
+        before (:attr:`item_tower_key`); those texts are not embedded again.
+        """
         ordered = sorted(items)
         ids = tuple(item_id for item_id, _ in ordered)
         texts = tuple(text for _, text in ordered)
+        keys = [text_key(text) for text in texts]
+        known = known or {}
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in known))
         size = self.config.item_batch_size
-        length = self.model.spec.item_max_length or self.config.item_max_length
         chunks = [
-            self._encode(texts[i : i + size], length, user=False)
-            for i in range(0, len(texts), size)
+            self._encode(missing[i : i + size], self.item_length, user=False)
+            for i in range(0, len(missing), size)
         ]
-        dim = self.model.item_tower.dim
-        embeddings = torch.cat(chunks) if chunks else torch.zeros(0, dim, device=self.device)
+        vectors = dict(known)
+        if chunks:
+            vectors.update(zip(map(text_key, missing), torch.cat(chunks), strict=True))
+        if not texts:
+            empty = torch.zeros(0, self.model.item_tower.dim, device=self.device)
+            return ItemIndex(ids, empty, catalogue_version(ordered), texts)
+        embeddings = torch.stack([vectors[k].to(self.device) for k in keys])
         return ItemIndex(ids, embeddings, catalogue_version(ordered), texts)
 
     def update_index(self, index: ItemIndex, changed: Sequence[tuple[str, str]]) -> ItemIndex:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
@@ -27,13 +28,16 @@ if TYPE_CHECKING:  # a worker without the scorer never loads torch
 
 log = logging.getLogger(__name__)
 
+ITEM_VECTORS_FILE = "item-vectors.safetensors"
+"""The catalogue's item vectors in the worker's data directory."""
+
 DeadLetter = Callable[[str, int, int, bytes | None, str], Awaitable[None]]
 
 
 class Catalog:
     """Items by id, plus the item index built from them."""
 
-    def __init__(self, model: ModelThread | None = None) -> None:
+    def __init__(self, model: ModelThread | None = None, vectors: Path | None = None) -> None:
         self.items: dict[str, Item] = {}
         self.index: ItemIndex | None = None
         self.ready = asyncio.Event()
@@ -41,6 +45,8 @@ class Catalog:
         self.index_ready = asyncio.Event()
         """Set once those items are embedded."""
         self._model = model
+        self._vectors = vectors
+        """Where item vectors are kept across restarts (:mod:`encoders.vector_cache`)."""
         self._pending: dict[str, Item] = {}
 
     @property
@@ -64,17 +70,19 @@ class Catalog:
             raise RuntimeError("a catalogue without a model cannot embed items")
         if not self._pending and self.index is not None:
             return
+        from encoders.vector_cache import build_index_cached, update_index_cached
+
         changed = [(i.item_id, i.text()) for i in self._pending.values()]
         self._pending = {}
         loop = asyncio.get_running_loop()
-        current = self.index
+        current, scorer, executor = self.index, self._model.scorer, self._model.executor
         if current is None:
             self.index = await loop.run_in_executor(
-                self._model.executor, self._model.scorer.build_index, changed
+                executor, build_index_cached, scorer, changed, self._vectors
             )
         else:
             self.index = await loop.run_in_executor(
-                self._model.executor, self._model.scorer.update_index, current, changed
+                executor, update_index_cached, scorer, current, changed, self._vectors
             )
         self.index_ready.set()
 

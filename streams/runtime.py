@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from encoders.config import EncoderConfig
@@ -33,11 +34,14 @@ class Runtime:
     """None in a worker without the scorer: it loads no model and embeds nothing."""
 
     @classmethod
-    def create(cls, config: EncoderConfig, *, scorer: bool) -> Runtime:
-        """Load the model when the worker scores, and build the shared services."""
+    def create(cls, config: EncoderConfig, *, scorer: bool, vectors: Path | None = None) -> Runtime:
+        """Load the model when the worker scores, and build the shared services.
+
+        ``vectors``: where the catalogue keeps its item vectors across restarts.
+        """
         if not scorer:
             return cls(catalog=Catalog(), model=None)
         from encoders.scorer import BatchScorer
 
         model = ModelThread.start(BatchScorer(load_model(config), config))
-        return cls(catalog=Catalog(model), model=model)
+        return cls(catalog=Catalog(model, vectors), model=model)

@@ -9,6 +9,7 @@ import faust
 import uvloop
 
 from streams.app import create_app
+from streams.catalog import ITEM_VECTORS_FILE
 from streams.runtime import Runtime
 from streams.settings import EventLoop, Settings
 from streams.topics import create_topics
@@ -19,7 +20,11 @@ def run_worker(settings: Settings) -> None:
     logging.basicConfig(level=settings.worker.log_level.upper())
     use_event_loop(settings.worker.event_loop)
     create_topics(settings)
-    runtime = Runtime.create(settings.encoder, scorer=settings.scorer.enabled)
+    runtime = Runtime.create(
+        settings.encoder,
+        scorer=settings.scorer.enabled,
+        vectors=settings.worker.data_dir / ITEM_VECTORS_FILE,
+    )
     app = create_app(settings, runtime)
     quiet_worker(app, settings.worker.log_level).execute_from_commandline()
 

@@ -9,6 +9,7 @@ import pytest
 
 from encoders.behaviour import state_to_bytes
 from encoders.model import load_model_dir
+from streams.catalog import ITEM_VECTORS_FILE
 from streams.collect import TopicCollector, latest_recommendations
 from streams.dlq import raw_bytes
 from streams.topics import changelog_topic
@@ -134,6 +135,8 @@ def test_sigkill_and_restart_recovers_state_from_the_changelog(pipeline: Pipelin
     pipeline.start_worker("data-a")
     expected = expected_states(log, items)
     wait_for_users(pipeline, expected)
+    # The catalogue keeps its item vectors in the worker's data dir for the next start.
+    assert (pipeline.root / "data-a" / ITEM_VECTORS_FILE).is_file()
 
     changelog = changelog_topic(pipeline.settings, "user_state")
     consumer = KafkaConsumer(

@@ -1,0 +1,82 @@
+"""Item vectors kept on disk across worker restarts, looked up by the text they embed.
+
+An item's vector depends only on its text and on the item tower (see
+:attr:`BatchScorer.item_tower_key`). Without this file a restarted worker
+embeds its whole catalogue again before it can score anyone: 9.7 s for
+MovieLens's 1,682 items on the 2-core CI machine, and minutes for a larger
+catalogue. A file written under another item tower, or one that cannot be
+read, is ignored (and then replaced): it can cost time, never wrong vectors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from encoders.scorer import BatchScorer, ItemIndex, text_key
+
+log = logging.getLogger(__name__)
+
+_KEY_BYTES = 16
+
+
+def load_vectors(path: Path, tower: str) -> dict[bytes, torch.Tensor]:
+    """Vectors stored at ``path`` by item tower ``tower``, by text key; empty if none."""
+    if not path.is_file():
+        return {}
+    try:
+        with safe_open(str(path), framework="pt") as stored:
+            if (stored.metadata() or {}).get("tower") != tower:
+                log.info("item vectors in %s are another item tower's: not used", path)
+                return {}
+        tensors = load_file(str(path))
+        keys, vectors = tensors["keys"], tensors["vectors"]
+        if keys.shape != (vectors.shape[0], _KEY_BYTES):
+            raise ValueError(f"{keys.shape[0]} keys for {vectors.shape[0]} vectors")
+    except (OSError, SafetensorError, KeyError, ValueError) as exc:
+        log.warning("item vectors in %s could not be read (%s): embedding again", path, exc)
+        return {}
+    return {bytes(k): v for k, v in zip(keys.tolist(), vectors, strict=True)}
+
+
+def save_vectors(path: Path, tower: str, index: ItemIndex) -> None:
+    """Store the index's vectors by text key; atomic, so a crash leaves the old file or the new."""
+    keys = torch.tensor([list(text_key(t)) for t in index.texts], dtype=torch.uint8)
+    keys = keys.reshape(len(index.texts), _KEY_BYTES)
+    vectors = index.embeddings.detach().float().cpu().contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file({"keys": keys, "vectors": vectors}, str(partial), metadata={"tower": tower})
+    os.replace(partial, path)
+
+
+def build_index_cached(
+    scorer: BatchScorer, items: Sequence[tuple[str, str]], path: Path | None
+) -> ItemIndex:
+    """:meth:`BatchScorer.build_index` reusing the vectors at ``path``, then storing the new set."""
+    if path is None:
+        return scorer.build_index(items)
+    tower = scorer.item_tower_key
+    known = load_vectors(path, tower)
+    index = scorer.build_index(items, known)
+    reused = sum(text_key(t) in known for t in index.texts)
+    log.info("item index: %d of %d vectors reused from %s", reused, len(index), path)
+    if reused < len(index):
+        save_vectors(path, tower, index)
+    return index
+
+
+def update_index_cached(
+    scorer: BatchScorer, index: ItemIndex, changed: Sequence[tuple[str, str]], path: Path | None
+) -> ItemIndex:
+    """:meth:`BatchScorer.update_index`, storing the result when anything was embedded."""
+    updated = scorer.update_index(index, changed)
+    if path is not None and updated is not index:
+        save_vectors(path, scorer.item_tower_key, updated)
+    return updated
