@@ -147,19 +147,22 @@ class BatchScorer:
         texts = tuple(text for _, text in ordered)
         keys = [text_key(text) for text in texts]
         known = known or {}
-        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in known))
-        size = self.config.item_batch_size
-        chunks = [
-            self._encode(missing[i : i + size], self.item_length, user=False)
-            for i in range(0, len(missing), size)
-        ]
-        vectors = dict(known)
-        if chunks:
-            vectors.update(zip(map(text_key, missing), torch.cat(chunks), strict=True))
         if not texts:
             empty = torch.zeros(0, self.model.item_tower.dim, device=self.device)
             return ItemIndex(ids, empty, catalogue_version(ordered), texts)
-        embeddings = torch.stack([vectors[k].to(self.device) for k in keys])
+        # Each distinct text is embedded once; stored vectors move to the device in one copy.
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in known))
+        reused = [k for k in dict.fromkeys(keys) if k in known]
+        size = self.config.item_batch_size
+        parts = [
+            self._encode(missing[i : i + size], self.item_length, user=False)
+            for i in range(0, len(missing), size)
+        ]
+        if reused:
+            parts.append(torch.stack([known[k] for k in reused]).to(self.device))
+        row = {k: r for r, k in enumerate([*map(text_key, missing), *reused])}
+        order = torch.tensor([row[k] for k in keys], device=self.device)
+        embeddings = torch.cat(parts).index_select(0, order)
         return ItemIndex(ids, embeddings, catalogue_version(ordered), texts)
 
     def update_index(self, index: ItemIndex, changed: Sequence[tuple[str, str]]) -> ItemIndex:

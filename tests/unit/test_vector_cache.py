@@ -140,3 +140,12 @@ async def test_a_restarted_catalogue_embeds_nothing(tmp_path: Path):
     assert before.index is not None and after.index is not None
     assert torch.equal(before.index.embeddings, after.index.embeddings)
     assert after.index_ready.is_set()
+
+
+def test_items_with_the_same_text_are_embedded_once():
+    scorer = Counting()
+    index = scorer.build_index([("a", "same text"), ("b", "same text"), ("c", "other")])
+
+    assert sorted(scorer.embedded) == ["other", "same text"]
+    assert torch.equal(index.embeddings[0], index.embeddings[1])
+    assert not torch.equal(index.embeddings[0], index.embeddings[2])
