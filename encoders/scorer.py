@@ -37,9 +37,12 @@ def catalogue_version(item_texts: Sequence[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
+TEXT_KEY_BYTES = 16
+
+
 def text_key(text: str) -> bytes:
-    """16-byte digest of an item text: what a stored item vector is looked up by."""
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    """Digest of an item text: what a stored item vector is looked up by."""
+    return hashlib.blake2b(text.encode(), digest_size=TEXT_KEY_BYTES).digest()
 
 
 @dataclass(frozen=True)

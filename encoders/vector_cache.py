@@ -3,9 +3,10 @@
 An item's vector depends only on its text and on the item tower (see
 :attr:`BatchScorer.item_tower_key`). Without this file a restarted worker
 embeds its whole catalogue again before it can score anyone: 9.7 s for
-MovieLens's 1,682 items on the 2-core CI machine, and minutes for a larger
-catalogue. A file written under another item tower, or one that cannot be
-read, is ignored (and then replaced): it can cost time, never wrong vectors.
+MovieLens's 1,682 items on the 2-core CI machine, and in proportion to the
+number of items for a larger catalogue. A file written under another item
+tower, or one that cannot be read, is ignored (and then replaced): it can
+cost time, never wrong vectors.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from encoders.scorer import BatchScorer, ItemIndex, text_key
+from encoders.scorer import TEXT_KEY_BYTES, BatchScorer, ItemIndex, text_key
 
 log = logging.getLogger(__name__)
-
-_KEY_BYTES = 16
 
 
 def load_vectors(path: Path, tower: str) -> dict[bytes, torch.Tensor]:
@@ -35,9 +34,8 @@ def load_vectors(path: Path, tower: str) -> dict[bytes, torch.Tensor]:
             if (stored.metadata() or {}).get("tower") != tower:
                 log.info("item vectors in %s are another item tower's: not used", path)
                 return {}
-        tensors = load_file(str(path))
-        keys, vectors = tensors["keys"], tensors["vectors"]
-        if keys.shape != (vectors.shape[0], _KEY_BYTES):
+            keys, vectors = stored.get_tensor("keys"), stored.get_tensor("vectors")
+        if keys.shape != (vectors.shape[0], TEXT_KEY_BYTES):
             raise ValueError(f"{keys.shape[0]} keys for {vectors.shape[0]} vectors")
     except (OSError, SafetensorError, KeyError, ValueError) as exc:
         log.warning("item vectors in %s could not be read (%s): embedding again", path, exc)
@@ -48,7 +46,7 @@ def load_vectors(path: Path, tower: str) -> dict[bytes, torch.Tensor]:
 def save_vectors(path: Path, tower: str, index: ItemIndex) -> None:
     """Store the index's vectors by text key; atomic, so a crash leaves the old file or the new."""
     keys = torch.tensor([list(text_key(t)) for t in index.texts], dtype=torch.uint8)
-    keys = keys.reshape(len(index.texts), _KEY_BYTES)
+    keys = keys.reshape(len(index.texts), TEXT_KEY_BYTES)
     vectors = index.embeddings.detach().float().cpu().contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
