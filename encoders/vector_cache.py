@@ -66,7 +66,7 @@ def build_index_cached(
     reused = sum(text_key(t) in known for t in index.texts)
     log.info("item index: %d of %d vectors reused from %s", reused, len(index), path)
     if reused < len(index):
-        save_vectors(path, tower, index)
+        _store(path, tower, index)
     return index
 
 
@@ -76,5 +76,13 @@ def update_index_cached(
     """:meth:`BatchScorer.update_index`, storing the result when anything was embedded."""
     updated = scorer.update_index(index, changed)
     if path is not None and updated is not index:
-        save_vectors(path, scorer.item_tower_key, updated)
+        _store(path, scorer.item_tower_key, updated)
     return updated
+
+
+def _store(path: Path, tower: str, index: ItemIndex) -> None:
+    # The file only saves time at the next start: a full disk must not stop the scorer.
+    try:
+        save_vectors(path, tower, index)
+    except (OSError, SafetensorError) as exc:
+        log.warning("item vectors could not be stored in %s: %s", path, exc)

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer
 
 from encoders.records import InvalidRecord, Item, parse_item
+from streams.model_thread import ModelThread
 
 if TYPE_CHECKING:  # a worker without the scorer never loads torch
     from encoders.scorer import ItemIndex
-    from streams.model_thread import ModelThread
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 import orjson
@@ -29,11 +29,9 @@ from streams.catalog import Catalog
 from streams.delivery import deliver
 from streams.experiment import SharesHolder
 from streams.gather import gather
+from streams.model_thread import ModelThread
 from streams.offers import PriceMemory, price_items
 from streams.settings import ScorerSettings
-
-if TYPE_CHECKING:  # every worker imports this module; only one that scores loads torch
-    from streams.model_thread import ModelThread
 
 
 def recommendation_record(

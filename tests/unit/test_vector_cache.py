@@ -149,3 +149,14 @@ def test_items_with_the_same_text_are_embedded_once():
     assert sorted(scorer.embedded) == ["other", "same text"]
     assert torch.equal(index.embeddings[0], index.embeddings[1])
     assert not torch.equal(index.embeddings[0], index.embeddings[2])
+
+
+def test_a_file_that_cannot_be_written_does_not_stop_the_index(tmp_path: Path, caplog):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the directory should be")
+    scorer = Counting()
+
+    with caplog.at_level(logging.WARNING, logger="encoders.vector_cache"):
+        index = build_index_cached(scorer, ITEMS, blocker / "vectors.safetensors")
+
+    assert len(index) == 3 and "could not be stored" in caplog.text
