@@ -63,6 +63,11 @@ class ItemIndex:
         """Map item id to its row."""
         return {item_id: row for row, item_id in enumerate(self.item_ids)}
 
+    @cached_property
+    def text_keys(self) -> tuple[bytes, ...]:
+        """:func:`text_key` of every row's text."""
+        return tuple(map(text_key, self.texts))
+
 
 class BatchScorer:
     """Runs the towers in micro-batches; thread-safe for one caller at a time."""
@@ -148,25 +153,26 @@ class BatchScorer:
         ordered = sorted(items)
         ids = tuple(item_id for item_id, _ in ordered)
         texts = tuple(text for _, text in ordered)
-        keys = [text_key(text) for text in texts]
-        known = known or {}
+        version = catalogue_version(ordered)
         if not texts:
             empty = torch.zeros(0, self.model.item_tower.dim, device=self.device)
-            return ItemIndex(ids, empty, catalogue_version(ordered), texts)
+            return ItemIndex(ids, empty, version, texts)
+        known = known or {}
+        keys = [text_key(text) for text in texts]
         # Each distinct text is embedded once; stored vectors move to the device in one copy.
-        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in known))
-        reused = [k for k in dict.fromkeys(keys) if k in known]
+        distinct = dict(zip(keys, texts, strict=True))
+        missing = [k for k in distinct if k not in known]
+        reused = [k for k in distinct if k in known]
         size = self.config.item_batch_size
         parts = [
-            self._encode(missing[i : i + size], self.item_length, user=False)
+            self._encode([distinct[k] for k in missing[i : i + size]], self.item_length, user=False)
             for i in range(0, len(missing), size)
         ]
         if reused:
             parts.append(torch.stack([known[k] for k in reused]).to(self.device))
-        row = {k: r for r, k in enumerate([*map(text_key, missing), *reused])}
+        row = {k: r for r, k in enumerate(missing + reused)}
         order = torch.tensor([row[k] for k in keys], device=self.device)
-        embeddings = torch.cat(parts).index_select(0, order)
-        return ItemIndex(ids, embeddings, catalogue_version(ordered), texts)
+        return ItemIndex(ids, torch.cat(parts).index_select(0, order), version, texts)
 
     def update_index(self, index: ItemIndex, changed: Sequence[tuple[str, str]]) -> ItemIndex:
         """Return a new index with ``changed`` items re-embedded and new ones added."""

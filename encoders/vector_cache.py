@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from encoders.scorer import TEXT_KEY_BYTES, BatchScorer, ItemIndex, text_key
+from encoders.scorer import TEXT_KEY_BYTES, BatchScorer, ItemIndex
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def load_vectors(path: Path, tower: str) -> dict[bytes, torch.Tensor]:
 
 def save_vectors(path: Path, tower: str, index: ItemIndex) -> None:
     """Store the index's vectors by text key; atomic, so a crash leaves the old file or the new."""
-    keys = torch.tensor([list(text_key(t)) for t in index.texts], dtype=torch.uint8)
+    keys = torch.tensor([list(k) for k in index.text_keys], dtype=torch.uint8)
     keys = keys.reshape(len(index.texts), TEXT_KEY_BYTES)
     vectors = index.embeddings.detach().float().cpu().contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +63,7 @@ def build_index_cached(
     tower = scorer.item_tower_key
     known = load_vectors(path, tower)
     index = scorer.build_index(items, known)
-    reused = sum(text_key(t) in known for t in index.texts)
+    reused = sum(k in known for k in index.text_keys)
     log.info("item index: %d of %d vectors reused from %s", reused, len(index), path)
     if reused < len(index):
         _store(path, tower, index)
