@@ -71,8 +71,11 @@ class Pipeline:
         prod.flush()
         prod.close()
 
-    def start_worker(self, data_dir: str = "worker-data") -> subprocess.Popen[bytes]:
-        env = {
+    def start_worker(
+        self, data_dir: str = "worker-data", env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a worker process with its own log file; ``env`` adds RECPRICE__ settings."""
+        base = {
             "RECPRICE__KAFKA__BOOTSTRAP": self.bootstrap,
             "RECPRICE__KAFKA__PARTITIONS": "4",
             "RECPRICE__TOPICS__PREFIX": self.prefix,
@@ -81,12 +84,18 @@ class Pipeline:
             "RECPRICE__EXPERIMENT__BANDIT_INTERVAL_S": "0.5",
         }
         if self.model_dir is not None:  # None: the real pre-trained MiniLM
-            env["RECPRICE__ENCODER__MODEL_DIR"] = str(self.model_dir)
-            env["RECPRICE__ENCODER__CPU_THREADS"] = "1"
-        proc = spawn_worker(env, self.root / "worker.log")
+            base["RECPRICE__ENCODER__MODEL_DIR"] = str(self.model_dir)
+            base["RECPRICE__ENCODER__CPU_THREADS"] = "1"
+        log = self.root / f"worker-{len(self.workers) + 1}.log"
+        proc = spawn_worker({**base, **(env or {})}, log)
         self.workers.append(proc)
         return proc
 
-    def log(self) -> str:
-        path = self.root / "worker.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+    def log(self, tail_chars: int = 4000) -> str:
+        """The end of every worker's log, one section per worker."""
+        parts = []
+        for n in range(1, len(self.workers) + 1):
+            path = self.root / f"worker-{n}.log"
+            text = path.read_text(errors="replace")[-tail_chars:] if path.exists() else ""
+            parts.append(f"--- worker {n} ({path}) ---\n{text}")
+        return "\n".join(parts)
