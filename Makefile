@@ -6,10 +6,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PORT ?= 19092
 export RECPRICE_BROKER_PORT := $(PORT)
 export RECPRICE__KAFKA__BOOTSTRAP := 127.0.0.1:$(PORT)
+# The 3-node cluster's base port (node i: CLUSTER_PORT + 10*(i-1)), for failover tests.
+CLUSTER_PORT ?= 19192
+export RECPRICE_CLUSTER_PORT := $(CLUSTER_PORT)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration slow lint broker stop clean
+.PHONY: demo test unit integration slow lint broker cluster cluster-stop stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +25,14 @@ $(STAMP): pyproject.toml
 
 broker: $(STAMP)
 	deploy/broker.sh start
+
+# The same jars as a 3-node KRaft cluster (replication 3, min.insync.replicas 2);
+# the tests marked `cluster` start it themselves when it does not run.
+cluster: $(STAMP)
+	deploy/broker.sh start --brokers 3
+
+cluster-stop:
+	deploy/broker.sh stop --brokers 3
 
 demo: $(STAMP) broker
 	HF_HUB_OFFLINE=1 $(VENV)/bin/recprice demo --out demo-out
@@ -36,8 +47,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check streams encoders pricing tests
 	$(VENV)/bin/mypy streams encoders pricing
 
-stop:
+stop: cluster-stop
 	deploy/broker.sh stop
 
 clean: stop
-	rm -rf .broker .recprice-data demo-out
+	rm -rf .broker .broker-cluster .recprice-data demo-out
