@@ -9,9 +9,9 @@ reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from encoders.behaviour import StateConfig
@@ -33,6 +33,14 @@ class KafkaSettings(BaseModel):
     )
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of every topic we create.")
     replication: int = Field(1, ge=1, le=5, description="Replication factor of our topics.")
+    min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="min.insync.replicas of our replicated topics: acks=all writes fail while "
+        "fewer replicas are in sync (2 of 3 keeps writing with one broker down). At most "
+        "the replication factor.",
+    )
     session_timeout_s: float = Field(
         10.0, ge=1.0, le=300.0, description="Consumer session timeout; short = fast group joins."
     )
@@ -51,6 +59,16 @@ class KafkaSettings(BaseModel):
     commit_interval_s: float = Field(
         1.0, gt=0, le=60.0, description="Offset commit interval (bounds re-delivery on restart)."
     )
+
+    @model_validator(mode="after")
+    def _min_insync_fits(self) -> Self:
+        # More than the replicas would refuse every acks=all write.
+        if self.min_insync_replicas > self.replication:
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) exceeds replication "
+                f"({self.replication})"
+            )
+        return self
 
 
 class TopicNames(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
-from streams.settings import Settings
+from streams.settings import KafkaSettings, Settings
 
 # Compacted: items are a table keyed by item_id; the newest version wins.
 COMPACTED = {"cleanup.policy": "compact"}
@@ -33,6 +33,7 @@ TABLES = {"user_state": False, "last_offers": False, "arm_stats": True}
 def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
     """Name -> create options of every topic the app reads or writes."""
     kafka = settings.kafka
+    replicas = replica_configs(kafka)
     specs: dict[str, dict[str, object]] = {}
     fields = (
         "events",
@@ -54,7 +55,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
         specs[settings.topics.name(field)] = {
             "num_partitions": 1 if single else kafka.partitions,
             "replication_factor": kafka.replication,
-            "configs": topic_configs(field),
+            "configs": {**topic_configs(field), **replicas},
         }
     for table, single in TABLES.items():
         # Faust would create these itself, but a just-created topic can be
@@ -63,7 +64,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
         specs[changelog_topic(settings, table)] = {
             "num_partitions": 1 if single else kafka.partitions,
             "replication_factor": kafka.replication,
-            "configs": dict(COMPACTED),
+            "configs": {**COMPACTED, **replicas},
         }
     return specs
 
@@ -75,6 +76,13 @@ def topic_configs(field: str) -> dict[str, str]:
     if field == "events":
         return {**KEEP_FOREVER, **EVENT_TIME_SEGMENTS}
     return dict(KEEP_FOREVER)
+
+
+def replica_configs(kafka: KafkaSettings) -> dict[str, str]:
+    """Topic-level configs of every replicated topic: our min.insync.replicas."""
+    if kafka.replication == 1:
+        return {}  # the broker's default (1) already holds
+    return {"min.insync.replicas": str(kafka.min_insync_replicas)}
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
