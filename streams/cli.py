@@ -261,29 +261,39 @@ def data_movielens(
     typer.echo(f"wrote {result.items} items to {result.items_path}")
 
 
-def _broker(action: str) -> None:
+Brokers = Annotated[
+    int,
+    typer.Option(
+        "--brokers",
+        help="1: the single broker; 3: the KRaft cluster for failover tests (replication 3, "
+        "min.insync.replicas 2), node i on RECPRICE_CLUSTER_PORT (19192) + 10*(i-1).",
+    ),
+]
+
+
+def _broker(action: str, brokers: int) -> None:
     script = Path(__file__).resolve().parent.parent / "deploy" / "broker.sh"
     if not script.is_file():
         raise typer.BadParameter(f"{script} not found: run from a source checkout")
-    raise typer.Exit(subprocess.call(["bash", str(script), action]))
+    raise typer.Exit(subprocess.call(["bash", str(script), action, "--brokers", str(brokers)]))
 
 
 @broker_app.command("start")
-def broker_start() -> None:
-    """Start the local KRaft broker on loopback (a no-op when it runs)."""
-    _broker("start")
+def broker_start(brokers: Brokers = 1) -> None:
+    """Start the local KRaft broker or cluster on loopback (a no-op when it runs)."""
+    _broker("start", brokers)
 
 
 @broker_app.command("stop")
-def broker_stop() -> None:
-    """Stop the local broker."""
-    _broker("stop")
+def broker_stop(brokers: Brokers = 1) -> None:
+    """Stop the local broker or cluster."""
+    _broker("stop", brokers)
 
 
 @broker_app.command("status")
-def broker_status() -> None:
-    """Say whether the local broker runs."""
-    _broker("status")
+def broker_status(brokers: Brokers = 1) -> None:
+    """Say whether the local broker (or each cluster node) runs."""
+    _broker("status", brokers)
 
 
 @app.command()

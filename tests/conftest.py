@@ -1,4 +1,4 @@
-"""Shared fixtures: the local broker (started on demand), a tiny model, pipelines."""
+"""Shared fixtures: the local broker and cluster (started on demand), a tiny model, pipelines."""
 
 import os
 
@@ -12,8 +12,11 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from encoders.model import save_model_dir, tiny_random_model  # noqa: E402
-from streams.local import answers, start_local_broker, stop_worker  # noqa: E402
+from streams.local import LocalCluster, answers, start_local_broker, stop_worker  # noqa: E402
 from tests.kafka_support import BOOTSTRAP, Pipeline  # noqa: E402
+
+# deploy/broker.sh reads the same variable.
+CLUSTER = LocalCluster(int(os.environ.get("RECPRICE_CLUSTER_PORT", "19192")))
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +24,21 @@ def bootstrap() -> str:
     if not answers(BOOTSTRAP):
         start_local_broker(BOOTSTRAP)
     return BOOTSTRAP
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[LocalCluster]:
+    """The 3-node cluster, every node up; stopped at the end if this session started it."""
+    started = not CLUSTER.answering()
+    CLUSTER.start()  # starts only the nodes that do not run
+    yield CLUSTER
+    if started:
+        CLUSTER.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_bootstrap(local_cluster: LocalCluster) -> str:
+    return local_cluster.bootstrap
 
 
 @pytest.fixture(scope="session")
