@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import faust
+from faust.types import TransportT
 from mode import ServiceT
 
-from streams import experiment, ingest, scoring
+from streams import experiment, faust_recovery, ingest, scoring
 from streams.catalog import follow_items
 from streams.dlq import dlq_record
 from streams.experiment import SharesHolder, follow_shares
@@ -20,17 +21,21 @@ log = logging.getLogger(__name__)
 
 
 class App(faust.App):
-    """``faust.App`` that can leave out Faust's Monitor sensor.
+    """``faust.App`` with the recovery of :mod:`streams.faust_recovery`; Monitor optional.
 
     Faust calls every sensor several times per message; its Monitor keeps
-    counters and timings for Faust's web views. The worker runs without the
-    web server, so nothing reads them, and a Faust agent that does nothing
-    went from 12.8k to 15.1k events/s without it (RESULTS.md).
+    counters and timings for Faust's web views, which the worker does not
+    serve, so it is left out unless asked for (RESULTS.md has its cost).
     """
 
     def __init__(self, app_id: str, *, keep_monitor: bool, **options: Any) -> None:
+        faust_recovery.check_versions()
         self.keep_monitor = keep_monitor
-        super().__init__(app_id, **options)
+        super().__init__(app_id, TableManager=faust_recovery.SafeTableManager, **options)
+
+    def _new_transport(self) -> TransportT:
+        """Faust's aiokafka transport, with the consumer of :mod:`streams.faust_recovery`."""
+        return faust_recovery.Transport(self.conf.broker_consumer, self)
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         """Faust's own dependencies, then drop the Monitor it has just registered."""
