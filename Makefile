@@ -12,7 +12,7 @@ export RECPRICE_CLUSTER_PORT := $(CLUSTER_PORT)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration slow lint broker cluster cluster-stop stop clean
+.PHONY: demo test unit integration slow lint broker cluster cluster-stop stop clean soak
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ demo: $(STAMP) broker
 
 test: $(STAMP) broker
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q tests
+
+# Every SIGKILL-and-restart variant SOAK_ROUNDS times, with pass counts per variant.
+SOAK_ROUNDS ?= 20
+soak: $(STAMP) broker
+	RECPRICE_SOAK_ROUNDS=$(SOAK_ROUNDS) HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q tests/integration/test_restart_kafka.py
 
 unit: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q tests/unit

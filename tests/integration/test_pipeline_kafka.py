@@ -1,18 +1,17 @@
-"""End to end on the real broker: DLQ, recommendations, bounded prices, replay, SIGKILL."""
+"""End to end on the real broker: DLQ, recommendations, bounded prices, replay, attribution.
+
+Restarts after SIGKILL are in test_restart_kafka.py.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 
-import orjson
 import pytest
 
-from encoders.behaviour import state_to_bytes
 from encoders.model import load_model_dir
-from streams.catalog import ITEM_VECTORS_FILE
 from streams.collect import TopicCollector, latest_recommendations
 from streams.dlq import raw_bytes
-from streams.topics import changelog_topic
 from tests.integration.data import BAD, catalogue, events, expected_states, offline_top10
 from tests.kafka_support import Pipeline
 
@@ -110,48 +109,6 @@ def test_replaying_a_log_twice_gives_the_same_recommendations(
             proc.kill()
     assert finals[0] == finals[1]
     assert len(finals[0]) == len(expected)
-
-
-def test_sigkill_and_restart_recovers_state_from_the_changelog(pipeline: Pipeline):
-    """Kill -9 mid-stream, re-send events, restart the worker on its data dir.
-
-    The changelog (what any recovery restores from) must hold every user's
-    state equal byte for byte to a clean offline run: nothing lost, duplicates
-    not double-counted. A restart into an empty data dir right after a
-    SIGKILL left Faust's consumer idle after recovery in about half of our
-    runs on a fresh broker; that case is an open issue, not tested here.
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
-    items = catalogue()
-    log = events(users=6, per_user=9, seed=9)
-    pipeline.send("items", items, key_field="item_id")
-    worker = pipeline.start_worker("data-a")
-    pipeline.send("events", log[:30])
-    wait_for_users(pipeline, expected_states(log[:30], items))
-    worker.kill()
-    worker.wait()
-    pipeline.send("events", log[30:] + log[:30])  # the first 30 again: duplicates
-    pipeline.start_worker("data-a")
-    expected = expected_states(log, items)
-    wait_for_users(pipeline, expected)
-    # The catalogue keeps its item vectors in the worker's data dir for the next start.
-    assert (pipeline.root / "data-a" / ITEM_VECTORS_FILE).is_file()
-
-    changelog = changelog_topic(pipeline.settings, "user_state")
-    consumer = KafkaConsumer(
-        bootstrap_servers=pipeline.bootstrap, group_id=None, consumer_timeout_ms=3000
-    )
-    tps = [TopicPartition(changelog, p) for p in consumer.partitions_for_topic(changelog)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    latest = {}
-    for message in consumer:
-        latest[orjson.loads(message.key)] = message.value
-    consumer.close()
-    assert set(latest) == set(expected)
-    for user, state in expected.items():
-        assert latest[user] == state_to_bytes(state), user
 
 
 def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipeline: Pipeline):
