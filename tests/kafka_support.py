@@ -46,10 +46,14 @@ class Pipeline:
     root: Path
     prefix: str = field(default_factory=lambda: f"it-{uuid.uuid4().hex[:10]}-")
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    kafka: dict[str, int | float | str] = field(default_factory=dict)
+    """Kafka settings beyond the bootstrap (partitions, replication...), for topics and workers."""
 
     @property
     def settings(self) -> Settings:
-        return Settings(kafka={"bootstrap": self.bootstrap}, topics=TopicNames(prefix=self.prefix))
+        return Settings(
+            kafka={"bootstrap": self.bootstrap, **self.kafka}, topics=TopicNames(prefix=self.prefix)
+        )
 
     def topic(self, name: str) -> str:
         return self.settings.topics.name(name)
@@ -83,6 +87,7 @@ class Pipeline:
             "RECPRICE__SCORER__MAX_WAIT_S": "0.02",
             "RECPRICE__EXPERIMENT__BANDIT_INTERVAL_S": "0.5",
         }
+        base |= {f"RECPRICE__KAFKA__{k.upper()}": str(v) for k, v in self.kafka.items()}
         if self.model_dir is not None:  # None: the real pre-trained MiniLM
             base["RECPRICE__ENCODER__MODEL_DIR"] = str(self.model_dir)
             base["RECPRICE__ENCODER__CPU_THREADS"] = "1"
