@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -94,8 +93,10 @@ def produce(
     prefix: Prefix = None,
 ) -> None:
     """Send one event (argument or stdin) or a JSONL file to the events (or items) topic."""
-    from streams.io import SendSummary, producer, send_records
-    from streams.replay import read_log
+    from functools import partial
+
+    from streams.io import producer, send_log
+    from streams.replay import log_records, read_log
 
     if topic not in ("events", "items"):
         raise typer.BadParameter("--topic must be 'events' or 'items'")
@@ -106,41 +107,21 @@ def produce(
     if file is not None:
         if not file.is_file():
             raise typer.BadParameter(f"{file} is not a file")
-        records = list(read_log(file, key_field))
+        records = read_log(file, key_field)
     else:
-        text = sys.stdin.read() if record is None or record == "-" else record
-        lines = [line for line in text.splitlines() if line.strip()]
-        if not lines:
+        text = sys.stdin.buffer.read() if record is None or record == "-" else record.encode()
+        if not text.strip():
             raise typer.BadParameter("no record given")
-        records = [_as_record(i, line.encode(), key_field) for i, line in enumerate(lines, 1)]
-    summary = SendSummary()
-    start = time.monotonic()
-    prod = producer(settings.kafka.bootstrap)
-    try:
-        send_records(prod, settings.topics.name(topic), records, summary)
-    finally:
-        prod.close()
-    summary.seconds = time.monotonic() - start
-    typer.echo(f"sent {summary.sent}, failed {summary.failed}")
-    if summary.failed:
-        raise typer.Exit(1)
-
-
-def _as_record(line_no: int, raw: bytes, key_field: str) -> Any:
-    from streams.replay import LogRecord
-
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        obj = None
-    key = obj.get(key_field) if isinstance(obj, dict) else None
-    ts = obj.get("ts") if isinstance(obj, dict) else None
-    return LogRecord(
-        line_no,
-        raw,
-        key.encode() if isinstance(key, str) else None,
-        ts if isinstance(ts, int) and not isinstance(ts, bool) else None,
+        records = log_records(text.splitlines(), key_field)
+    summary = send_log(
+        partial(producer, settings.kafka.bootstrap),
+        settings.topics.name(topic),
+        records,
+        lambda refusal: typer.echo(str(refusal), err=True),
     )
+    typer.echo(summary.line())
+    if not summary.complete:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -160,12 +141,13 @@ def replay(
     prefix: Prefix = None,
 ) -> None:
     """Produce an event log with its original keys and timestamps."""
+    from functools import partial
     from itertools import islice
 
     from tqdm import tqdm
 
-    from streams.io import SendSummary, producer
-    from streams.replay import Pacer, in_range, read_log
+    from streams.io import producer, send_log
+    from streams.replay import Pacer, in_range, paced, read_log
 
     if speed is not None and speed <= 0:
         raise typer.BadParameter("--speed must be positive")
@@ -177,36 +159,15 @@ def replay(
     records = in_range(read_log(log), from_ts, until_ts)
     if limit is not None:
         records = islice(records, limit)
-    summary = SendSummary()
-    pacer = Pacer(speed)
-    prod = producer(settings.kafka.bootstrap)
-    topic = settings.topics.name("events")
-    start = time.monotonic()
-    bar = tqdm(unit="ev", desc="replay", disable=None)
-
-    def ok(_: object) -> None:
-        summary.sent += 1
-
-    def fail(_: object) -> None:
-        summary.failed += 1
-
-    try:
-        for record in records:
-            pacer.wait(record.ts)
-            future = prod.send(topic, value=record.raw, key=record.key, timestamp_ms=record.ts)
-            future.add_callback(ok)
-            future.add_errback(fail)
-            bar.update(1)
-        prod.flush()
-    finally:
-        prod.close()
-        bar.close()
-    summary.seconds = time.monotonic() - start
-    typer.echo(
-        f"sent {summary.sent}, failed {summary.failed}, "
-        f"{summary.rate:,.0f} events/s over {summary.seconds:.1f} s"
-    )
-    if summary.failed:
+    with tqdm(paced(records, Pacer(speed)), unit="ev", desc="replay", disable=None) as bar:
+        summary = send_log(
+            partial(producer, settings.kafka.bootstrap),
+            settings.topics.name("events"),
+            bar,
+            lambda refusal: bar.write(str(refusal), file=sys.stderr),
+        )
+    typer.echo(summary.line())
+    if not summary.complete:
         raise typer.Exit(1)
 
 

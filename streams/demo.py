@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -15,7 +16,7 @@ from encoders.behaviour import UserState, apply_with_catalog, render_summary
 from encoders.movielens import convert
 from encoders.records import Event, InvalidRecord, Item, parse_event
 from streams.collect import TopicCollector, latest_recommendations
-from streams.io import SendSummary, producer, send_records
+from streams.io import Refusal, producer, send_log
 from streams.local import answers, spawn_worker, start_local_broker, stop_local_broker, stop_worker
 from streams.replay import read_log
 from streams.settings import Settings
@@ -79,10 +80,13 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
             f"(+{len(BAD_LINES)} malformed records), {len(catalog)} items"
         )
         create_topics(settings)
-        prod = producer(settings.kafka.bootstrap)
-        summary = SendSummary()
-        send_records(
-            prod, settings.topics.name("items"), read_log(data.items_path, "item_id"), summary
+        connect = partial(producer, settings.kafka.bootstrap)
+
+        def report(refusal: Refusal) -> None:
+            console.print(str(refusal), markup=False)
+
+        sent_items = send_log(
+            connect, settings.topics.name("items"), read_log(data.items_path, "item_id"), report
         )
         env = {
             "RECPRICE__KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
@@ -91,9 +95,14 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
         }
         worker = spawn_worker(env, out / "worker.log")
         try:
-            send_records(prod, settings.topics.name("events"), read_log(slice_path), summary)
-            prod.close()
-            console.print(f"produced {summary.sent} records ({summary.failed} failed)")
+            sent_events = send_log(
+                connect, settings.topics.name("events"), read_log(slice_path), report
+            )
+            console.print(
+                f"produced {sent_items.sent + sent_events.sent} records "
+                f"({sent_items.failed + sent_events.failed} failed, "
+                f"{sent_items.skipped + sent_events.skipped} skipped)"
+            )
             names = [settings.topics.name(t) for t in ("recommendations", "price_updates", "dlq")]
             collector = TopicCollector(settings.kafka.bootstrap, names)
 

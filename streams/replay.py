@@ -21,28 +21,34 @@ class LogRecord:
 
 
 def read_log(path: Path, key_field: str = "user_id") -> Iterator[LogRecord]:
-    """Yield every non-empty line; lines that do not parse still go out (and land in the DLQ).
+    """Yield every non-empty line of the file at ``path`` (see `log_records`)."""
+    with path.open("rb") as handle:
+        yield from log_records(handle, key_field)
+
+
+def log_records(lines: Iterable[bytes], key_field: str = "user_id") -> Iterator[LogRecord]:
+    """Yield every non-empty line, numbered from 1; lines that do not parse still go out.
 
     Key and timestamp come from the record when it parses, so a malformed line
-    is produced unkeyed and without a timestamp rather than dropped.
+    is produced unkeyed and without a timestamp rather than dropped, and lands
+    in the dead-letter topic.
     """
-    with path.open("rb") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            raw = line.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            key: bytes | None = None
-            ts: int | None = None
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                obj = None
-            if isinstance(obj, dict):
-                if isinstance(obj.get(key_field), str):
-                    key = obj[key_field].encode("utf-8")
-                if isinstance(obj.get("ts"), int) and not isinstance(obj.get("ts"), bool):
-                    ts = obj["ts"]
-            yield LogRecord(line_no, raw, key, ts)
+    for line_no, line in enumerate(lines, start=1):
+        raw = line.rstrip(b"\r\n")
+        if not raw.strip():
+            continue
+        key: bytes | None = None
+        ts: int | None = None
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            if isinstance(obj.get(key_field), str):
+                key = obj[key_field].encode("utf-8")
+            if isinstance(obj.get("ts"), int) and not isinstance(obj.get("ts"), bool):
+                ts = obj["ts"]
+        yield LogRecord(line_no, raw, key, ts)
 
 
 def in_range(
@@ -87,3 +93,10 @@ class Pacer:
         delay = due - self._clock()
         if delay > 0:
             self._sleep(delay)
+
+
+def paced(records: Iterable[LogRecord], pacer: Pacer) -> Iterator[LogRecord]:
+    """Yield each record once ``pacer`` says it is due."""
+    for record in records:
+        pacer.wait(record.ts)
+        yield record

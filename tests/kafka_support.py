@@ -6,11 +6,12 @@ import os
 import subprocess
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import orjson
 
-from streams.io import SendSummary, producer, send_records
+from streams.io import Refusal, producer, send_log
 from streams.local import spawn_worker
 from streams.replay import LogRecord
 from streams.settings import Settings, TopicNames
@@ -22,7 +23,7 @@ BOOTSTRAP = f"127.0.0.1:{os.environ.get('RECPRICE_BROKER_PORT', '19092')}"
 
 def records(objs: list[object], key_field: str = "user_id") -> list[LogRecord]:
     out = []
-    for n, obj in enumerate(objs):
+    for n, obj in enumerate(objs, start=1):
         raw = obj if isinstance(obj, bytes) else orjson.dumps(obj)
         key = obj.get(key_field) if isinstance(obj, dict) else None
         ts = obj.get("ts") if isinstance(obj, dict) else None
@@ -62,18 +63,19 @@ class Pipeline:
         create_topics(self.settings)
 
     def send(self, topic: str, objs: list[object], key_field: str = "user_id") -> None:
-        prod = producer(self.bootstrap)
-        summary = SendSummary()
-        send_records(prod, self.topic(topic), records(objs, key_field), summary)
-        prod.close()
-        assert summary.failed == 0 and summary.sent == len(objs)
+        self._send_all(topic, records(objs, key_field))
 
     def send_raw(self, topic: str, payloads: list[tuple[bytes | None, bytes]]) -> None:
-        prod = producer(self.bootstrap)
-        for key, value in payloads:
-            prod.send(self.topic(topic), key=key, value=value)
-        prod.flush()
-        prod.close()
+        self._send_all(
+            topic, [LogRecord(n, value, key, None) for n, (key, value) in enumerate(payloads, 1)]
+        )
+
+    def _send_all(self, topic: str, log: list[LogRecord]) -> None:
+        refusals: list[Refusal] = []
+        summary = send_log(
+            partial(producer, self.bootstrap), self.topic(topic), log, refusals.append
+        )
+        assert not refusals and summary.sent == len(log), refusals
 
     def start_worker(
         self, data_dir: str = "worker-data", env: dict[str, str] | None = None
