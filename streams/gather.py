@@ -7,10 +7,12 @@ idle window came on top of every forward pass at half load.
 
 :func:`gather` keeps adding values (up to ``max_batch``) while the caller
 handles the previous batch, and yields a batch as soon as it is full or its
-oldest value has waited ``within``. Like ``take()``, it acks a batch's events
-only when the caller asks for the next batch, so nothing is committed before
-the loop body that handled it has returned (at-least-once); unlike ``take()``
-it does not ack a batch whose body raised.
+oldest value has waited ``within``. Each value comes with its Kafka event, so
+the caller can act for that event's partition (`streams.current_event`).
+Like ``take()``, it acks a batch's events only when the caller asks for the
+next batch, so nothing is committed before the loop body that handled it has
+returned (at-least-once); unlike ``take()`` it does not ack a batch whose
+body raised.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ def gather_wait(
 
 async def gather(
     agent_stream: faust.StreamT, max_batch: int, within_s: float
-) -> AsyncIterator[list[Any]]:
-    """Yield lists of at most ``max_batch`` values; see the module docstring for when."""
+) -> AsyncIterator[list[tuple[Any, EventT]]]:
+    """Yield lists of at most ``max_batch`` (value, event) pairs; the module docstring says when."""
     if max_batch < 1 or within_s < 0:
         raise ValueError(f"need max_batch >= 1 and within_s >= 0, got {max_batch}, {within_s}")
     # The same Stream internals as Faust's own take(): a processor, passive draining.
@@ -80,7 +82,8 @@ async def gather(
                 arrived.clear()
                 await stream.wait_for_stopped(arrived, timeout=delay)  # type: ignore[arg-type]
                 continue
-            batch, taken = values[:], events[:]
+            taken = events[:]
+            batch = list(zip(values, taken, strict=True))
             values.clear()
             events.clear()
             oldest = None

@@ -181,7 +181,7 @@ def register(
         loop = asyncio.get_running_loop()
         version = model.scorer.model_version
         async for batch in gather(stream, settings.max_batch, settings.max_wait_s):
-            requests = latest_per_user(ScoringRequest.from_bytes(raw) for raw in batch)
+            requests = latest_per_user(ScoringRequest.from_bytes(raw) for raw, _ in batch)
             ranked = await loop.run_in_executor(model.executor, score_batch, requests)
             records, offers = outputs(requests, ranked, version, int(time.time() * 1000))
             for arm, count in offers.items():

@@ -48,6 +48,8 @@ class Seen:
     body_done: float
     acked_in_body: list[bool]
     earlier_acked: bool
+    own_events: bool
+    """Whether each value came with the Kafka event it arrived in."""
 
 
 async def run_agent(
@@ -61,13 +63,17 @@ async def run_agent(
 
     @app.agent(app.channel())
     async def agent(stream: faust.StreamT) -> None:
-        async for batch in gather(stream, max_batch, within_s):
+        async for pairs in gather(stream, max_batch, within_s):
             yielded = time.monotonic()
+            batch = [value for value, _ in pairs]
+            own_events = all(event is events[value] for value, event in pairs)
             acked_in_body = [events[v].message.acked for v in batch]
             earlier = [v for s in seen for v in s.batch]
             earlier_acked = all(events[v].message.acked for v in earlier)
             await asyncio.sleep(hold_s)
-            seen.append(Seen(batch, yielded, time.monotonic(), acked_in_body, earlier_acked))
+            seen.append(
+                Seen(batch, yielded, time.monotonic(), acked_in_body, earlier_acked, own_events)
+            )
             if sum(len(s.batch) for s in seen) == len(schedule):
                 done.set()
 
@@ -85,6 +91,7 @@ async def test_batches_keep_order_and_never_exceed_max_batch():
     seen, _ = await run_agent([(0.0, v) for v in range(7)], 3, 0.5, 0.05)
     assert [v for s in seen for v in s.batch] == list(range(7))
     assert [len(s.batch) for s in seen] == [3, 3, 1]
+    assert all(s.own_events for s in seen)
 
 
 async def test_a_lone_value_waits_about_within_for_company():
