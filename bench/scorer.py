@@ -19,7 +19,8 @@ from encoders.behaviour import UserState, render_summary
 from encoders.records import Item
 from encoders.scorer import BatchScorer, ItemIndex
 from pricing.config import PricingConfig
-from streams.offers import PriceMemory, price_items
+from streams.offers import price_items
+from streams.shown_prices import PriceMemory
 
 
 @dataclass
@@ -31,7 +32,7 @@ class ScoringPath:
     workload: Workload
     items: dict[str, Item]
     pricing: PricingConfig = field(default_factory=PricingConfig)
-    memory: PriceMemory = field(default_factory=lambda: PriceMemory(200_000))
+    memory: PriceMemory = field(default_factory=PriceMemory)
 
     def score(self, users: Sequence[tuple[str, UserState]]) -> Callable[[], object]:
         """The whole scoring path for one micro-batch of users, as a timed call."""
@@ -46,10 +47,9 @@ class ScoringPath:
             ranked = self.scorer.recommend(summaries, recent, exclude, self.index)
             for (user_id, _), user_ranked in zip(users, ranked, strict=True):
                 _, decisions = price_items(
-                    user_id, user_ranked, self.items, self.memory, shares, self.pricing
+                    user_id, user_ranked, self.items, self.memory.of(user_id), shares, self.pricing
                 )
-                for decision in decisions:
-                    self.memory.put(user_id, decision.item_id, decision.price)
+                self.memory.remember(user_id, [(d.item_id, d.price) for d in decisions], 0.0)
             return ranked
 
         return run

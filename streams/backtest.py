@@ -3,7 +3,8 @@
 Events are replayed in time order (ties in log order) through the very
 functions the stream runs: `apply_event` -> `render_summary` ->
 `BatchScorer.recommend` in micro-batches (deduplicated by `latest_per_user`)
--> `streams.offers.price_items` with a `PriceMemory`. The demand simulator
+-> `streams.offers.price_items` with a `PriceMemory` (bounded per user like the
+stream's ``shown_prices`` table). The demand simulator
 (`pricing.simulator`) then decides whether the user buys each offer; a
 purchase is credited through `pricing.experiments.attribute` to the latest
 offer of its (user, item), per-arm `ArmStats` accumulate, and every
@@ -53,8 +54,9 @@ from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
 from pricing.policy import Decision
 from pricing.simulator import DemandConfig, TrueInterest, buys
 from streams.batching import ScoringRequest, latest_per_user
-from streams.offers import PriceMemory, price_items
+from streams.offers import price_items
 from streams.scoring import recommendation_record
+from streams.shown_prices import DEFAULT_PER_USER, PriceMemory, ShownPrice
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,8 @@ class BacktestConfig:
     """Offers between two bandit updates of the traffic shares."""
     bandit_draws: int = 2000
     """Posterior draws per bandit update."""
-    price_memory: int = 1_000_000
-    """Capacity of the last-shown-price memory (the stream's ``scorer.price_memory``)."""
+    shown_prices_per_user: int = DEFAULT_PER_USER
+    """Items per user whose last shown price is kept, as ``scorer.shown_prices_per_user``."""
     progress: bool = False
     """Show a tqdm progress bar over events (on a terminal only)."""
 
@@ -82,6 +84,8 @@ class BacktestConfig:
             raise ValueError("score_every, max_batch and share_update_every must be >= 1")
         if self.max_offers is not None and self.max_offers < 1:
             raise ValueError("max_offers must be >= 1")
+        if self.shown_prices_per_user < 1:
+            raise ValueError("shown_prices_per_user must be >= 1")
 
 
 @dataclass
@@ -214,7 +218,7 @@ class _Replay:
         self.truth = truth
         self.config = config
         self.writer = writer
-        self.memory = PriceMemory(config.price_memory)
+        self.memory = PriceMemory(config.shown_prices_per_user)
         self.latest: dict[tuple[str, str], Offer] = {}
         self.bought: set[tuple[str, str]] = set()
         self.arm_names = [CONTROL_ARM] + [arm.name for arm in pricing.arms]
@@ -246,30 +250,35 @@ class _Replay:
                     request, user_ranked, self.scorer.model_version, request.event_ts
                 ),
             )
+            shown = self.memory.of(request.user_id)
             _, decisions = price_items(
                 request.user_id,
                 user_ranked,
                 self.items,
-                self.memory,
+                shown,
                 self.shares,
                 self.pricing,
                 request.event_ts / 1000,
             )
             for decision in decisions:
-                self.offer(request.user_id, decision, request.event_ts)
+                self.offer(request.user_id, decision, request.event_ts, shown.get(decision.item_id))
+            self.memory.remember(
+                request.user_id,
+                [(d.item_id, d.price) for d in decisions],
+                request.event_ts / 1000,
+            )
             if self.since_update >= self.config.share_update_every:
                 self.update_shares(request.event_ts)
 
-    def offer(self, user_id: str, decision: Decision, ts: int) -> None:
-        """Show one price: audit it, remember it, count it and ask the buyer."""
+    def offer(self, user_id: str, decision: Decision, ts: int, shown: ShownPrice | None) -> None:
+        """Show one price: audit it against the one ``shown`` before, count it, ask the buyer."""
         item = self.items[decision.item_id]
-        previous = self.memory.get(user_id, decision.item_id)
+        previous = shown.price if shown is not None else None
         broken = bound_violations(
             decision, item, self.pricing.guardrails_for(item.category), previous
         )
         self.violations.update(broken)
         self.result.out_of_bounds += bool(broken)
-        self.memory.put(user_id, decision.item_id, decision.price, ts / 1000)
         self.writer.write("price_updates", decision.to_record(user_id, ts))
         key = (user_id, decision.item_id)
         self.latest[key] = Offer(

@@ -175,7 +175,7 @@ def backtest(
             max_batch=settings.scorer.max_batch,
             max_offers=offers,
             share_update_every=share_update_every,
-            price_memory=settings.scorer.price_memory,
+            shown_prices_per_user=settings.scorer.shown_prices_per_user,
             progress=True,
         )
     except ValueError as exc:

@@ -30,8 +30,9 @@ from streams.delivery import deliver
 from streams.experiment import SharesHolder
 from streams.gather import gather
 from streams.model_thread import ModelThread
-from streams.offers import PriceMemory, price_items
+from streams.offers import price_items
 from streams.settings import ScorerSettings
+from streams.shown_prices import PriceMemory
 
 
 def recommendation_record(
@@ -119,7 +120,7 @@ def register(
     settings: ScorerSettings,
 ) -> faust.types.AgentT:
     """Attach the scorer agent to ``app``."""
-    memory = PriceMemory(settings.price_memory)
+    memory = PriceMemory(settings.shown_prices_per_user)
     names = out.names()
 
     def score_batch(requests: list[ScoringRequest]) -> list[list[tuple[str, float]]]:
@@ -147,16 +148,18 @@ def register(
                 request.user_id,
                 user_ranked,
                 catalog.items,
-                memory,
+                memory.of(request.user_id),
                 shares.shares,
                 pricing,
                 now_ms / 1000,
             )
             offers[arm] += len(decisions)
+            memory.remember(
+                request.user_id, [(d.item_id, d.price) for d in decisions], now_ms / 1000
+            )
             scores = dict(user_ranked)
             updates = []
             for decision in decisions:
-                memory.put(request.user_id, decision.item_id, decision.price, now_ms / 1000)
                 update = decision.to_record(request.user_id, now_ms)
                 updates.append(update)
                 records.append((names.price_updates, key, orjson.dumps(update)))

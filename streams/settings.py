@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from encoders.behaviour import StateConfig
 from encoders.config import EncoderConfig
 from pricing.config import PricingConfig
+from streams.shown_prices import DEFAULT_PER_USER
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -155,8 +156,14 @@ class ScorerSettings(BaseModel):
     catalog_refresh_s: float = Field(
         1.0, gt=0, le=3600.0, description="How often new or changed items are re-embedded."
     )
-    price_memory: int = Field(
-        200_000, ge=0, description="(user, item) last-shown prices kept in memory per worker."
+    shown_prices_per_user: int = Field(
+        DEFAULT_PER_USER,
+        ge=1,
+        le=10_000,
+        description="Items per user whose last shown price and change time are kept in the "
+        "shown_prices table for the max-step and cool-down bounds; an item shown less "
+        "recently than this many others starts over from the base price band. At least "
+        "encoder.top_k.",
     )
 
 
@@ -186,6 +193,16 @@ class Settings(BaseSettings):
     encoder: EncoderConfig = Field(EncoderConfig(), description="Model.")
     pricing: PricingConfig = Field(PricingConfig(), description="Pricing.")
     experiment: ExperimentSettings = Field(ExperimentSettings(), description="Bandit.")
+
+    @model_validator(mode="after")
+    def _one_scoring_fits(self) -> Self:
+        # Fewer would forget some of a scoring's own prices as soon as they are shown.
+        if self.scorer.shown_prices_per_user < self.encoder.top_k:
+            raise ValueError(
+                f"scorer.shown_prices_per_user ({self.scorer.shown_prices_per_user}) is "
+                f"below encoder.top_k ({self.encoder.top_k})"
+            )
+        return self
 
     @property
     def app_id(self) -> str:

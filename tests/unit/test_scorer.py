@@ -10,8 +10,9 @@ from encoders.model import tiny_random_model
 from encoders.records import Item
 from encoders.scorer import BatchScorer
 from pricing.config import PricingConfig
-from pricing.policy import PricedItem
-from streams.offers import PriceMemory, price_items
+from pricing.policy import Decision
+from streams.offers import price_items
+from streams.shown_prices import PriceMemory, ShownPrice
 
 ITEMS = [
     (f"i{n}", f"movie number {n} about {w}")
@@ -79,12 +80,9 @@ CATALOG = {
 )
 def test_prices_never_leave_their_bounds(scores: list[float], previous: float | None, user: str):
     config = PricingConfig()
-    memory = PriceMemory(10)
-    if previous is not None:
-        for item_id in CATALOG:
-            memory.put(user, item_id, previous)
+    shown = {} if previous is None else {i: ShownPrice(previous, 0.0) for i in CATALOG}
     ranked = list(zip(["a", "b", "c"], scores, strict=True))
-    arm, decisions = price_items(user, ranked, CATALOG, memory, config.initial_shares(), config)
+    arm, decisions = price_items(user, ranked, CATALOG, shown, config.initial_shares(), config)
     assert arm in {"control", "gentle", "bold"}
     assert len(decisions) == 3
     dev = config.guardrails.max_deviation
@@ -99,34 +97,28 @@ def test_prices_never_leave_their_bounds(scores: list[float], previous: float | 
             assert d.price <= item.ceiling
 
 
-def test_price_memory_is_a_bounded_lru():
-    memory = PriceMemory(2)
-    memory.put("u", "a", 1.0)
-    memory.put("u", "b", 2.0)
-    memory.put("u", "a", 1.5)
-    memory.put("u", "c", 3.0)
-    assert memory.get("u", "b") is None
-    assert memory.get("u", "a") == 1.5 and memory.get("u", "c") == 3.0
-    assert PricedItem("a", 1.0).base_price == 1.0
-
-
 def test_cool_down_holds_a_users_price_between_scorings():
     from pricing.config import Guardrails
 
     config = PricingConfig(guardrails=Guardrails(cooldown_s=60.0))
-    memory = PriceMemory(100)
+    memory = PriceMemory(10)
+    shares = config.initial_shares()
     user = next(
         f"u{n}"
         for n in range(1000)
-        if price_items(f"u{n}", [("a", 1.0)], CATALOG, memory, config.initial_shares(), config)[0]
-        == "bold"
+        if price_items(f"u{n}", [("a", 1.0)], CATALOG, {}, shares, config)[0] == "bold"
     )
     low = [("a", 0.0), ("b", 1.0)]  # "a" ranked last: discounted
     high = [("a", 1.0), ("b", 0.0)]  # "a" ranked first: raised
-    _, first = price_items(user, low, CATALOG, memory, config.initial_shares(), config, 1000.0)
-    memory.put(user, "a", first[0].price, 1000.0)
-    _, held = price_items(user, high, CATALOG, memory, config.initial_shares(), config, 1030.0)
-    assert held[0].price == first[0].price and held[0].bound == "cooldown"
-    _, moved = price_items(user, high, CATALOG, memory, config.initial_shares(), config, 1061.0)
-    assert moved[0].price > first[0].price
-    assert memory.last_change(user, "a") == 1000.0
+
+    def show(ranked: list[tuple[str, float]], now_s: float) -> Decision:
+        _, decisions = price_items(user, ranked, CATALOG, memory.of(user), shares, config, now_s)
+        memory.remember(user, [(d.item_id, d.price) for d in decisions], now_s)
+        return decisions[0]
+
+    first = show(low, 1000.0).price
+    held = show(high, 1030.0)
+    assert held.price == first and held.bound == "cooldown"
+    assert memory.of(user)["a"] == ShownPrice(first, 1000.0)
+    assert show(high, 1061.0).price > first
+    assert memory.of(user)["a"].changed_s == 1061.0
