@@ -135,6 +135,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             settings.state,
             settings.pricing,
             settings.scorer,
+            kafka.partitions,
         )
         offer_sources = raw_topic(
             app, settings.topics.name("offers"), settings.topics.name("purchases")

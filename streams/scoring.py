@@ -7,6 +7,15 @@ state; the forward pass runs in the scorer thread so the event loop keeps
 consuming. A batch's events are acked only after this loop body returns, and
 it returns once the broker has acknowledged every output record
 (at-least-once).
+
+The prices each user was last shown, which the max-step and cool-down bounds
+start from, live in the ``shown_prices`` table (key user_id, a bounded map
+per user, `streams.shown_prices`). The scoring requests are keyed by user and
+partitioned like the table, so a user's map is recovered from its changelog
+by whichever worker owns the user after a restart or a rebalance. A batch's
+maps reach the changelog before its prices are published: a crash in between
+leaves prices remembered that nobody saw, and the next ones are then within
+``max_step`` of those.
 """
 
 from __future__ import annotations
@@ -14,25 +23,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 import orjson
+from faust.types import EventT
 
 from encoders.behaviour import StateConfig, render_summary
 from pricing.config import PricingConfig
 from pricing.policy import Decision
 from streams.batching import ScoringRequest, latest_per_user
 from streams.catalog import Catalog
+from streams.current_event import acting_for
 from streams.delivery import deliver
 from streams.experiment import SharesHolder
 from streams.gather import gather
 from streams.model_thread import ModelThread
 from streams.offers import price_items
 from streams.settings import ScorerSettings
-from streams.shown_prices import PriceMemory
+from streams.shown_prices import ShownPrice, remember_shown, shown_from_bytes, shown_to_bytes
 
 
 def recommendation_record(
@@ -108,6 +119,29 @@ class ScorerTopicNames:
     audit: str
 
 
+def read_shown(table: Any, users: Mapping[str, EventT]) -> dict[str, bytes | None]:
+    """Return each user's stored map, read in the partition of the event given for the user."""
+    stored = {}
+    for user_id, event in users.items():
+        with acting_for(event):
+            stored[user_id] = table.get(user_id)
+    return stored
+
+
+def write_shown(
+    table: Any,
+    users: Mapping[str, EventT],
+    stored: Mapping[str, bytes | None],
+    shown: Mapping[str, Mapping[str, ShownPrice]],
+) -> None:
+    """Write each user's map that differs from the ``stored`` bytes, in the user's partition."""
+    for user_id, user_shown in shown.items():
+        raw = shown_to_bytes(user_shown)
+        if raw != stored.get(user_id):
+            with acting_for(users[user_id]):
+                table[user_id] = raw
+
+
 def register(
     app: faust.App,
     scoring: faust.TopicT,
@@ -118,9 +152,17 @@ def register(
     state_config: StateConfig,
     pricing: PricingConfig,
     settings: ScorerSettings,
+    partitions: int,
 ) -> faust.types.AgentT:
-    """Attach the scorer agent to ``app``."""
-    memory = PriceMemory(settings.shown_prices_per_user)
+    """Attach the scorer agent and its ``shown_prices`` table to ``app``."""
+    shown_prices = app.Table(
+        "shown_prices",
+        default=None,
+        partitions=partitions,
+        key_type=str,
+        value_type=bytes,
+        options={"driver": "rocksdict"},
+    )
     names = out.names()
 
     def score_batch(requests: list[ScoringRequest]) -> list[list[tuple[str, float]]]:
@@ -134,28 +176,37 @@ def register(
     def outputs(
         requests: Sequence[ScoringRequest],
         ranked: Sequence[Sequence[tuple[str, float]]],
+        shown: Mapping[str, Mapping[str, ShownPrice]],
         version: str,
         now_ms: int,
-    ) -> tuple[list[tuple[str, bytes, bytes]], Counter[str]]:
-        """(topic, key, value) of every record the batch publishes, and offers per arm."""
+    ) -> tuple[list[tuple[str, bytes, bytes]], Counter[str], dict[str, dict[str, ShownPrice]]]:
+        """Return the batch's records (topic, key, value), offers per arm and shown prices.
+
+        The shown prices are each user's map after this batch's prices.
+        """
         records: list[tuple[str, bytes, bytes]] = []
         offers: Counter[str] = Counter()
+        after: dict[str, dict[str, ShownPrice]] = {}
         for request, user_ranked in zip(requests, ranked, strict=True):
             key = request.user_id.encode()
             record = recommendation_record(request, user_ranked, version, now_ms)
             records.append((names.recommendations, key, orjson.dumps(record)))
+            before = shown[request.user_id]
             arm, decisions = price_items(
                 request.user_id,
                 user_ranked,
                 catalog.items,
-                memory.of(request.user_id),
+                before,
                 shares.shares,
                 pricing,
                 now_ms / 1000,
             )
             offers[arm] += len(decisions)
-            memory.remember(
-                request.user_id, [(d.item_id, d.price) for d in decisions], now_ms / 1000
+            after[request.user_id] = remember_shown(
+                before,
+                [(d.item_id, d.price) for d in decisions],
+                now_ms / 1000,
+                settings.shown_prices_per_user,
             )
             scores = dict(user_ranked)
             updates = []
@@ -177,16 +228,26 @@ def register(
                 records.append((names.audit, key, orjson.dumps(audit)))
             # The outcome agent reads one record per user per batch, not ten.
             records.append((names.offers, key, orjson.dumps(updates)))
-        return records, offers
+        return records, offers, after
 
     async def score(stream: faust.StreamT) -> None:
         await catalog.index_ready.wait()
         loop = asyncio.get_running_loop()
         version = model.scorer.model_version
         async for batch in gather(stream, settings.max_batch, settings.max_wait_s):
-            requests = latest_per_user(ScoringRequest.from_bytes(raw) for raw, _ in batch)
+            parsed = [(ScoringRequest.from_bytes(raw), event) for raw, event in batch]
+            requests = latest_per_user(request for request, _ in parsed)
+            # A user's events all share one partition: the table is read and written in it.
+            users = {request.user_id: event for request, event in parsed}
+            stored = read_shown(shown_prices, users)
+            shown = {user_id: shown_from_bytes(raw) for user_id, raw in stored.items()}
             ranked = await loop.run_in_executor(model.executor, score_batch, requests)
-            records, offers = outputs(requests, ranked, version, int(time.time() * 1000))
+            records, offers, after = outputs(
+                requests, ranked, shown, version, int(time.time() * 1000)
+            )
+            write_shown(shown_prices, users, stored, after)
+            # The changelog first: a published price is never missing from a recovered map.
+            await app.producer.flush()
             for arm, count in offers.items():
                 delta = orjson.dumps({"arm": arm, "offers": count})
                 await out.experiment_events.send(key=arm.encode(), value=delta)

@@ -27,7 +27,7 @@ COMPACTED_TOPICS = frozenset({"items"})
 SINGLE_PARTITION = frozenset({"experiment_events", "experiment_shares"})
 # Tables by name -> whether they live on one partition (changelogs are compacted,
 # never time-retained: recovery from a retention-trimmed changelog goes wrong).
-TABLES = {"user_state": False, "last_offers": False, "arm_stats": True}
+TABLES = {"user_state": False, "shown_prices": False, "last_offers": False, "arm_stats": True}
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:

@@ -1,14 +1,24 @@
-"""streams.shown_prices: a user's last shown prices, bounded per user."""
+"""streams.shown_prices and the shown_prices table: bounded per user, kept per partition."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections import OrderedDict
+from pathlib import Path
+from types import SimpleNamespace
 
+import faust
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from encoders.config import EncoderConfig
+from streams.app import create_app
+from streams.gather import gather
+from streams.runtime import Runtime
+from streams.scoring import read_shown, write_shown
 from streams.settings import Settings
 from streams.shown_prices import (
     PriceMemory,
@@ -17,6 +27,9 @@ from streams.shown_prices import (
     shown_from_bytes,
     shown_to_bytes,
 )
+from streams.topics import TABLES, changelog_topic
+
+_apps = itertools.count()
 
 
 def test_an_item_changes_time_only_when_its_price_changes():
@@ -118,3 +131,59 @@ def test_one_scoring_must_fit_in_a_users_map():
     # The per-worker count it replaces fails loudly instead of being ignored.
     with pytest.raises(ValidationError, match="price_memory"):
         Settings(scorer={"price_memory": 1000})
+
+
+async def test_each_users_map_is_kept_in_the_partition_of_that_users_event():
+    app = faust.App(f"shown-{next(_apps)}", store="memory://", autodiscover=False)
+    table = app.Table("shown_prices", default=None, partitions=4, value_type=bytes)
+    changelog: list[tuple[int, str, bytes]] = []
+
+    def send_changelog(partition: int, key: str, value: bytes, *_: object) -> SimpleNamespace:
+        changelog.append((partition, key, value))
+        return SimpleNamespace(message=SimpleNamespace(partition=partition))
+
+    table.send_changelog = send_changelog  # type: ignore[method-assign]
+    users = {"u0": 2, "u1": 0, "u2": 3}
+    after = {user: {"it1": ShownPrice(float(n), 7.0)} for n, user in enumerate(users)}
+    read: list[dict[str, bytes | None]] = []
+    done = asyncio.Event()
+
+    @app.agent(app.channel())
+    async def agent(stream: faust.StreamT) -> None:
+        async for pairs in gather(stream, len(users), 1.0):
+            events = {value: event for value, event in pairs}
+            try:
+                stored = read_shown(table, events)
+                read.append(stored)
+                write_shown(table, events, stored, after)
+                stored = read_shown(table, events)
+                read.append(stored)
+                write_shown(table, events, stored, after)  # unchanged: nothing is written
+            finally:
+                done.set()
+
+    async with agent.test_context() as ctx:
+        for user, partition in users.items():
+            await ctx.put(user, partition=partition, wait=False)
+        await asyncio.wait_for(done.wait(), 10)
+
+    assert read[0] == dict.fromkeys(users)
+    assert read[1] == {user: shown_to_bytes(after[user]) for user in users}
+    assert sorted(changelog) == sorted(
+        (partition, user, shown_to_bytes(after[user])) for user, partition in users.items()
+    )
+
+
+def test_every_table_of_the_app_has_its_changelog_created_with_the_topics(
+    tiny_model_dir: Path, tmp_path: Path
+):
+    settings = Settings(worker={"data_dir": tmp_path})
+    runtime = Runtime.create(EncoderConfig(model_dir=tiny_model_dir), scorer=True)
+    assert runtime.model is not None
+    try:
+        app = create_app(settings, runtime)
+    finally:
+        runtime.model.executor.shutdown()
+    assert {table.changelog_topic.get_topic_name() for table in app.tables.values()} == {
+        changelog_topic(settings, name) for name in TABLES
+    }
