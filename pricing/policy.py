@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pricing.config import CONTROL_ARM, ArmConfig, PricingConfig
-from pricing.rounding import round_within
+from pricing.rounding import round_to_unit, round_within
 
 Bound = Literal["none", "floor", "ceiling", "deviation", "step", "cooldown", "control"]
 
@@ -91,25 +91,37 @@ class Decision:
     interest: float
     bound: Bound
     reason: str
+    minor_unit: float
+
+    @property
+    def personalized(self) -> bool:
+        """Whether the price depends on this user's interest: every arm but control."""
+        return self.arm != CONTROL_ARM
 
     def to_record(self, user_id: str, ts: int) -> dict[str, object]:
-        """Return the DESIGN §4 price-update record (``ts`` in epoch ms)."""
+        """Return the price-update record (``ts`` in epoch ms), money in the minor unit.
+
+        Every amount is rounded half up to the minor unit by one monotone map,
+        so the published floor <= price <= ceiling still holds, also for a
+        price that `round_within` left off the grid (no multiple within its
+        bounds): it is published at its nearest multiple, as its bounds are.
+        """
+        unit = self.minor_unit
         record: dict[str, object] = {
             "user_id": user_id,
             "item_id": self.item_id,
-            "price": self.price,
-            "base_price": self.base_price,
-            "floor": self.floor,
-            "ceiling": self.ceiling,
+            "price": round_to_unit(self.price, unit),
+            "base_price": round_to_unit(self.base_price, unit),
+            "floor": round_to_unit(self.floor, unit),
+            "ceiling": round_to_unit(self.ceiling, unit),
         }
         if self.previous_price is not None:
-            record["previous_price"] = self.previous_price
+            record["previous_price"] = round_to_unit(self.previous_price, unit)
         record |= {
             "arm": self.arm,
             "policy_version": self.policy_version,
             "reason": self.reason,
-            # Always true: every update from this policy is disclosed as personalized.
-            "personalized": True,
+            "personalized": self.personalized,
             "ts": ts,
             "interest": self.interest,
             "bound": self.bound,
@@ -266,4 +278,5 @@ def decide(
         interest=interest,
         bound=bound,
         reason=_describe(arm, interest, price, base, bound, relaxed),
+        minor_unit=guard.minor_unit,
     )

@@ -49,3 +49,16 @@ def round_within(price: float, low: float, high: float, unit: float) -> float:
     if k_low > k_high:
         return price
     return multiple(min(max(math.floor(price / unit + 0.5), k_low), k_high))
+
+
+def round_to_unit(value: float, unit: float) -> float:
+    """Round `value` half up to the nearest multiple of `unit`, as `round_within` does.
+
+    The map is monotone, so a floor, a price and a ceiling rounded alike stay in
+    order. A value too large for floats to represent the multiples around it
+    exactly is returned as it is.
+    """
+    scaled = value / unit
+    if not (math.isfinite(scaled) and abs(scaled) < _MAX_UNITS):
+        return value
+    return _multiple_of(unit)(math.floor(scaled + 0.5))

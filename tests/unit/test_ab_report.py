@@ -24,7 +24,7 @@ def _update(user, item, arm, price, ts, floor=8.0, ceiling=12.0):
         "arm": arm,
         "policy_version": "v",
         "reason": "r",
-        "personalized": True,
+        "personalized": arm != "control",
         "ts": ts,
     }
 

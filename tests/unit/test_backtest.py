@@ -104,7 +104,7 @@ def test_every_offer_is_in_bounds_and_written(scorer, tmp_path):
         assert u["floor"] <= u["price"] <= u["ceiling"]
         assert item.floor is None or u["price"] >= item.floor
         assert item.ceiling is None or u["price"] <= item.ceiling
-        assert u["personalized"] is True
+        assert u["personalized"] is (u["arm"] != "control")
         if "previous_price" in u:
             assert abs(u["price"] / u["previous_price"] - 1) <= 0.1 + 1e-9
     outcomes = _lines(tmp_path / "outcomes.jsonl")
@@ -161,7 +161,7 @@ def test_report_on_backtest_output_has_the_per_arm_table(scorer, tmp_path):
 
 
 def _decision(price, floor=9.0, ceiling=11.0, base=10.0):
-    return Decision("x", price, base, floor, ceiling, None, "a", "v", 0.5, "none", "")
+    return Decision("x", price, base, floor, ceiling, None, "a", "v", 0.5, "none", "", 0.01)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import pytest
 from hypothesis import assume, given, settings
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 
 from pricing.config import ArmConfig, Guardrails, PricingConfig
 from pricing.policy import PricedItem, decide, interest_from_scores
-from pricing.rounding import round_within
+from pricing.rounding import round_to_unit, round_within
 
 PROPERTY = settings(max_examples=300, deadline=None)
 
@@ -117,6 +118,111 @@ def test_identical_inputs_give_identical_decisions(item, interest, previous, arm
     assert first.to_record("u", 1) == second.to_record("u", 1)
 
 
+MONEY = ("price", "base_price", "floor", "ceiling", "previous_price")
+# Units whose multiples print exactly, so "on the grid" can be checked on the decimal text.
+DECIMAL_UNITS = st.sampled_from([0.01, 0.05, 0.1, 1.0, 100.0])
+decimal_guardrails = st.builds(
+    Guardrails,
+    max_deviation=st.floats(0.0, 1.0, exclude_max=True),
+    max_step=st.floats(0.0, 2.0),
+    cooldown_s=st.sampled_from([0.0, 60.0]),
+    minor_unit=DECIMAL_UNITS,
+)
+decimal_configs = st.builds(
+    PricingConfig,
+    guardrails=decimal_guardrails,
+    category_guardrails=st.dictionaries(st.sampled_from(["books", "games"]), decimal_guardrails),
+)
+
+
+def scaled_previous(previous: float | None, item: PricedItem) -> float | None:
+    """Relative previous prices (0.5..1.5) are meant around the base; scale them."""
+    if previous is not None and 0.5 <= previous <= 1.5:
+        return previous * item.base_price
+    return previous
+
+
+@PROPERTY
+@given(items(), interests, previous_prices, arms, configs, times)
+def test_published_records_keep_the_price_inside_the_published_bounds(
+    item, interest, previous, arm, config, last
+):
+    previous = scaled_previous(previous, item)
+    d = decide(item, interest, previous, arm, config, now_s=0.0, last_change_s=last)
+    record = d.to_record("u", 1)
+    assert record["floor"] <= record["price"] <= record["ceiling"]
+    assert record["personalized"] is (arm is not None)
+
+
+@PROPERTY
+@given(items(), interests, previous_prices, arms, decimal_configs, times)
+def test_published_money_is_the_nearest_multiple_of_the_minor_unit(
+    item, interest, previous, arm, config, last
+):
+    previous = scaled_previous(previous, item)
+    d = decide(item, interest, previous, arm, config, now_s=0.0, last_change_s=last)
+    record = d.to_record("u", 1)
+    unit = config.guardrails_for(item.category).minor_unit
+    exact = {
+        "price": d.price,
+        "base_price": d.base_price,
+        "floor": d.floor,
+        "ceiling": d.ceiling,
+        "previous_price": d.previous_price,
+    }
+    for field in MONEY:
+        if field not in record or exact[field] / unit >= 2**52:
+            continue  # floats cannot hold the grid there; the value is published as it is
+        published = record[field]
+        assert Decimal(repr(published)) % Decimal(repr(unit)) == 0, (field, published)
+        assert abs(published - exact[field]) <= unit / 2 + 1e-9 * exact[field], field
+    assert record["floor"] <= record["price"] <= record["ceiling"]
+
+
+cents = st.integers(1, 10**8).map(lambda k: k / 100)
+
+
+@PROPERTY
+@given(
+    cents,
+    st.none() | st.floats(0.0, 1.0),
+    st.none() | st.floats(1.0, 10.0),
+    interests,
+    st.floats(0.0, 1.0, exclude_max=True),
+)
+def test_control_shows_the_base_price_and_is_not_personalized(
+    base, floor_factor, ceiling_factor, interest, deviation
+):
+    item = PricedItem(
+        "i",
+        base,
+        floor=None if floor_factor is None else base * floor_factor,
+        ceiling=None if ceiling_factor is None else base * ceiling_factor,
+    )
+    config = PricingConfig(guardrails=Guardrails(max_deviation=deviation))
+    record = decide(item, interest, None, None, config).to_record("u", 1)
+    assert record["arm"] == "control" and record["personalized"] is False
+    assert record["price"] == record["base_price"] == base
+
+
+@PROPERTY
+@given(items(), interests, previous_prices, configs, times)
+def test_control_is_never_disclosed_as_personalized(item, interest, previous, config, last):
+    d = decide(item, interest, previous, None, config, now_s=0.0, last_change_s=last)
+    assert d.to_record("u", 1)["personalized"] is False
+
+
+@PROPERTY
+@given(
+    st.floats(-1e9, 1e9),
+    st.floats(-1e9, 1e9),
+    st.sampled_from([0.01, 0.05, 1.0, 100.0]) | st.floats(1e-6, 10.0),
+)
+def test_rounding_to_the_unit_is_monotone(a, b, unit):
+    low, high = sorted((a, b))
+    assert round_to_unit(low, unit) <= round_to_unit(high, unit)
+
+
 BOLD = ArmConfig(name="bold", strength=1.0, share=0.4)
 GENTLE = ArmConfig(name="gentle", strength=0.5, share=0.4)
 CONFIG = PricingConfig()  # deviation 0.2, step 0.1, no cool-down, cents
@@ -220,6 +326,13 @@ def test_category_guardrails_override_the_global_ones():
     assert config.guardrails_for("games") == config.guardrails_for(None) == config.guardrails
     assert decide(PricedItem("i", 10.0, category="books"), 1.0, None, BOLD, config).price == 10.5
     assert decide(PricedItem("i", 10.0, category="games"), 1.0, None, BOLD, config).price == 12.0
+
+
+def test_records_round_money_to_cents():
+    d = decide(PricedItem("i", 8.31), 0.0, 7.0, BOLD, CONFIG)
+    assert (d.floor, d.ceiling) == (8.31 * 0.8, 7.0 * 1.1)  # 6.648000000000001, 7.700000000000001
+    record = d.to_record("u", 1)
+    assert [record[f] for f in MONEY] == [6.65, 8.31, 6.65, 7.7, 7.0]
 
 
 def test_to_record_has_the_design_contract_fields():
