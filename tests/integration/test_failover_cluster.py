@@ -5,7 +5,9 @@ Three workers share 12 partitions (replication 3, min.insync.replicas 2) while
 with a recommendation at their final state, the changelog holds exactly the
 states of a clean offline run, the events topic holds each logged event once,
 and no event is counted twice: one trigger event per (user, state version)
-and one state version per (user, trigger event).
+and one state version per (user, trigger event). Every price stays within
+the max step of the one shown before it and keeps its cool-down, across the
+kill and whichever worker showed it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from encoders.behaviour import state_to_bytes
 from streams.collect import TopicCollector, latest_recommendations
 from streams.local import ROOT, LocalCluster, partition_states, wait_in_sync
 from tests.integration.data import catalogue, events, expected_states
+from tests.integration.test_price_guards_kafka import COOLDOWN_S, GUARDS, HELD, guard_breaches
 from tests.integration.test_restart_kafka import changelog_states, group_lag
 from tests.kafka_support import Pipeline
 
@@ -103,8 +106,8 @@ def check_outputs(pipe: Pipeline, log: list[dict[str, object]]) -> None:
     """Final states reached and equal to offline, and no event counted twice."""
     items = catalogue()
     expected = expected_states(log, items)
-    name = pipe.topic("recommendations")
-    collector = TopicCollector(pipe.bootstrap, [name])
+    name, prices = pipe.topic("recommendations"), pipe.topic("price_updates")
+    collector = TopicCollector(pipe.bootstrap, [name, prices])
 
     def done() -> bool:
         latest = latest_recommendations(collector.records[name])
@@ -113,7 +116,8 @@ def check_outputs(pipe: Pipeline, log: list[dict[str, object]]) -> None:
         )
 
     ok = collector.until(done, FINAL_DEADLINE_S)
-    recs = collector.records[name]
+    collector.poll()
+    recs, updates = collector.records[name], collector.records[prices]
     collector.close()
     assert ok, (
         f"not every user reached their final state in {FINAL_DEADLINE_S:.0f} s\n"
@@ -135,6 +139,10 @@ def check_outputs(pipe: Pipeline, log: list[dict[str, object]]) -> None:
         versions[(user, trigger)].add(version)
     assert all(len(t) == 1 for t in triggers.values()), "two events gave one state version"
     assert all(len(v) == 1 for v in versions.values()), "one event gave two state versions"
+    # Max step and cool-down hold whichever worker showed which price, and across the kill.
+    cooldown_of = {str(i["item_id"]): COOLDOWN_S if i["category"] == HELD else 0.0 for i in items}
+    breaches = guard_breaches(updates, cooldown_of)
+    assert not breaches, f"{Counter(rule for rule, _ in breaches)}, e.g. {breaches[:6]}"
     # Re-deliveries happen (at-least-once); -s shows how many there were.
     print(f"recommendations {len(recs)}, distinct (user, state_version) {len(triggers)}")
 
@@ -142,7 +150,7 @@ def check_outputs(pipe: Pipeline, log: list[dict[str, object]]) -> None:
 def start_after_warm_up(pipe: Pipeline, log: list[dict[str, object]]) -> subprocess.Popen[bytes]:
     """Start the workers, let them serve the first 100 events, then replay the rest paced."""
     for n in range(1, WORKERS + 1):
-        pipe.start_worker(f"data-{n}")
+        pipe.start_worker(f"data-{n}", env=GUARDS)
     pipe.send("events", log[:WARM_UP])
     wait_for_recommendations(pipe, 10, 120)
     replay = start_replay(pipe, log[WARM_UP:])
@@ -160,7 +168,7 @@ def test_a_worker_sigkilled_mid_replay_and_restarted_loses_nothing(cluster_pipe:
     victim.kill()
     victim.wait()
     time.sleep(10)
-    pipe.start_worker("data-2")
+    pipe.start_worker("data-2", env=GUARDS)
     finish_replay(replay)
     check_outputs(pipe, log)
 

@@ -109,7 +109,9 @@ def partition_of(user_id: str, partitions: int = 4) -> int:
 
 
 def guard_breaches(
-    updates: Sequence[Mapping[str, Any]], cooldown_of: Mapping[str, float]
+    updates: Sequence[Mapping[str, Any]],
+    cooldown_of: Mapping[str, float],
+    max_step: float = MAX_STEP,
 ) -> list[tuple[str, str]]:
     """(rule, detail) of every price that breaks a guard against the one shown before it.
 
@@ -128,7 +130,7 @@ def guard_breaches(
                 breaches.append(
                     ("previous_price", f"{key}: {update.get('previous_price')} != {last}")
                 )
-            if abs(price / last - 1) > MAX_STEP + 1e-9:
+            if abs(price / last - 1) > max_step + 1e-9:
                 breaches.append(("max_step", f"{key}: {last} -> {price}"))
             since_s = (update["ts"] - changed_ms[key]) / 1000
             if price != last and since_s < cooldown_of[key[1]]:
