@@ -13,11 +13,9 @@ start from, live in the ``shown_prices`` table (key user_id, a bounded map
 per user, `streams.shown_prices`). The scoring requests are keyed by user and
 partitioned like the table, so a user's map is recovered from its changelog
 by whichever worker owns the user after a restart or a rebalance. A batch's
-maps reach the changelog before its prices are published, each with the
-state version it priced and what it changed: a request re-delivered after a
-crash in between is priced from the map before its first attempt, and an
-older state than the last one priced is not priced again
-(`streams.shown_prices.start_of_pricing`).
+maps reach the changelog before its prices are published: a crash in between
+leaves prices remembered that nobody saw, and the next ones are then within
+``max_step`` of those.
 """
 
 from __future__ import annotations
@@ -45,13 +43,7 @@ from streams.gather import gather
 from streams.model_thread import ModelThread
 from streams.offers import price_items
 from streams.settings import ScorerSettings
-from streams.shown_prices import (
-    UserPrices,
-    after_pricing,
-    start_of_pricing,
-    user_prices_from_bytes,
-    user_prices_to_bytes,
-)
+from streams.shown_prices import ShownPrice, remember_shown, shown_from_bytes, shown_to_bytes
 
 
 def recommendation_record(
@@ -140,10 +132,11 @@ def write_shown(
     table: Any,
     users: Mapping[str, EventT],
     stored: Mapping[str, bytes | None],
-    new: Mapping[str, bytes],
+    shown: Mapping[str, Mapping[str, ShownPrice]],
 ) -> None:
-    """Write each user's value that differs from the ``stored`` bytes, in the user's partition."""
-    for user_id, raw in new.items():
+    """Write each user's map that differs from the ``stored`` bytes, in the user's partition."""
+    for user_id, user_shown in shown.items():
+        raw = shown_to_bytes(user_shown)
         if raw != stored.get(user_id):
             with acting_for(users[user_id]):
                 table[user_id] = raw
@@ -183,24 +176,22 @@ def register(
     def outputs(
         requests: Sequence[ScoringRequest],
         ranked: Sequence[Sequence[tuple[str, float]]],
-        shown: Mapping[str, UserPrices],
+        shown: Mapping[str, Mapping[str, ShownPrice]],
         version: str,
         now_ms: int,
-    ) -> tuple[list[tuple[str, bytes, bytes]], Counter[str], dict[str, UserPrices]]:
+    ) -> tuple[list[tuple[str, bytes, bytes]], Counter[str], dict[str, dict[str, ShownPrice]]]:
         """Return the batch's records (topic, key, value), offers per arm and shown prices.
 
-        The shown prices are what to store for each user this batch priced.
+        The shown prices are each user's map after this batch's prices.
         """
         records: list[tuple[str, bytes, bytes]] = []
         offers: Counter[str] = Counter()
-        after: dict[str, UserPrices] = {}
+        after: dict[str, dict[str, ShownPrice]] = {}
         for request, user_ranked in zip(requests, ranked, strict=True):
             key = request.user_id.encode()
             record = recommendation_record(request, user_ranked, version, now_ms)
             records.append((names.recommendations, key, orjson.dumps(record)))
-            before = start_of_pricing(shown[request.user_id], request.state.version)
-            if before is None:  # an older state re-delivered: priced and published before
-                continue
+            before = shown[request.user_id]
             arm, decisions = price_items(
                 request.user_id,
                 user_ranked,
@@ -211,12 +202,11 @@ def register(
                 now_ms / 1000,
             )
             offers[arm] += len(decisions)
-            after[request.user_id] = after_pricing(
+            after[request.user_id] = remember_shown(
                 before,
                 [(d.item_id, d.price) for d in decisions],
                 now_ms / 1000,
                 settings.shown_prices_per_user,
-                request.state.version,
             )
             scores = dict(user_ranked)
             updates = []
@@ -250,13 +240,12 @@ def register(
             # A user's events all share one partition: the table is read and written in it.
             users = {request.user_id: event for request, event in parsed}
             stored = read_shown(shown_prices, users)
-            shown = {user_id: user_prices_from_bytes(raw) for user_id, raw in stored.items()}
+            shown = {user_id: shown_from_bytes(raw) for user_id, raw in stored.items()}
             ranked = await loop.run_in_executor(model.executor, score_batch, requests)
             records, offers, after = outputs(
                 requests, ranked, shown, version, int(time.time() * 1000)
             )
-            new = {user_id: user_prices_to_bytes(prices) for user_id, prices in after.items()}
-            write_shown(shown_prices, users, stored, new)
+            write_shown(shown_prices, users, stored, after)
             # The changelog first: a published price is never missing from a recovered map.
             await app.producer.flush()
             for arm, count in offers.items():

@@ -2,12 +2,10 @@
 
 A user's map holds, per item, the last price shown and when it last changed,
 least recently shown first, and at most a fixed number of items. The stream
-keeps each user's map in the ``shown_prices`` table (:class:`UserPrices`,
-with the state version of the last pricing and what it changed, so a
-re-delivered request is priced from where its first attempt started),
-co-partitioned with the scoring requests, so it survives restarts and moves
-with the user; :class:`PriceMemory` keeps every user's map in RAM for the
-back-test and the benchmarks.
+keeps each user's map in the ``shown_prices`` table (bytes from
+:func:`shown_to_bytes`), co-partitioned with the scoring requests, so it
+survives restarts and moves with the user; :class:`PriceMemory` keeps every
+user's map in RAM for the back-test and the benchmarks.
 """
 
 from __future__ import annotations
@@ -52,87 +50,16 @@ def remember_shown(
     return out
 
 
-class UserPrices(NamedTuple):
-    """What the ``shown_prices`` table keeps per user: the map and its last pricing."""
-
-    shown: dict[str, ShownPrice]
-    """The map after the user's last pricing."""
-    version: int
-    """The user-state version of that pricing (0: never priced)."""
-    undo: dict[str, ShownPrice | None]
-    """The entries that pricing changed, as they were before it (None: absent)."""
+def shown_to_bytes(shown: Mapping[str, ShownPrice]) -> bytes:
+    """Serialize a user's map for the table, keeping its recency order."""
+    return orjson.dumps({item_id: [s.price, s.changed_s] for item_id, s in shown.items()})
 
 
-NEVER_PRICED = UserPrices({}, 0, {})
-
-
-def start_of_pricing(user: UserPrices, version: int) -> dict[str, ShownPrice] | None:
-    """Return the map a pricing of the user's state ``version`` starts from (pure).
-
-    A newer state starts from the last map. The same state again is a
-    re-delivery after a crash that may have come between storing its prices
-    and publishing them, so it starts where its first pricing did: its prices
-    are then bounded by what the user was really shown. An older state was
-    priced in a batch that finished, outputs published, before the last one
-    started: None, it is not priced again.
-    """
-    if version > user.version:
-        return dict(user.shown)
-    if version < user.version:
-        return None
-    # Evicted entries were the least recently shown: they go back to the front.
-    evicted = {k: v for k, v in user.undo.items() if v is not None and k not in user.shown}
-    before = {**evicted, **user.shown}
-    for item_id, entry in user.undo.items():
-        if entry is None:
-            before.pop(item_id, None)
-        else:
-            before[item_id] = entry
-    return before
-
-
-def after_pricing(
-    start: Mapping[str, ShownPrice],
-    prices: Iterable[tuple[str, float]],
-    now_s: float,
-    per_user: int,
-    version: int,
-) -> UserPrices:
-    """Return what to store after pricing state ``version`` from ``start`` (pure)."""
-    shown = remember_shown(start, prices, now_s, per_user)
-    keys = [*start, *(k for k in shown if k not in start)]
-    undo = {k: start.get(k) for k in keys if start.get(k) != shown.get(k)}
-    return UserPrices(shown, version, undo)
-
-
-def _entry(entry: ShownPrice | None) -> list[float] | None:
-    return None if entry is None else [entry.price, entry.changed_s]
-
-
-def user_prices_to_bytes(user: UserPrices) -> bytes:
-    """Serialize for the table, keeping the map's recency order."""
-    return orjson.dumps(
-        {
-            "version": user.version,
-            "shown": {item_id: _entry(entry) for item_id, entry in user.shown.items()},
-            "undo": {item_id: _entry(entry) for item_id, entry in user.undo.items()},
-        }
-    )
-
-
-def user_prices_from_bytes(raw: bytes | None) -> UserPrices:
-    """Inverse of :func:`user_prices_to_bytes`; None is a user never priced."""
+def shown_from_bytes(raw: bytes | None) -> dict[str, ShownPrice]:
+    """Inverse of :func:`shown_to_bytes`; None (a user never priced) is an empty map."""
     if raw is None:
-        return NEVER_PRICED
-    obj = orjson.loads(raw)
-    return UserPrices(
-        {item_id: ShownPrice(*entry) for item_id, entry in obj["shown"].items()},
-        int(obj["version"]),
-        {
-            item_id: None if entry is None else ShownPrice(*entry)
-            for item_id, entry in obj["undo"].items()
-        },
-    )
+        return {}
+    return {item_id: ShownPrice(p, c) for item_id, (p, c) in orjson.loads(raw).items()}
 
 
 class PriceMemory:

@@ -21,15 +21,11 @@ from streams.runtime import Runtime
 from streams.scoring import read_shown, write_shown
 from streams.settings import Settings
 from streams.shown_prices import (
-    NEVER_PRICED,
     PriceMemory,
     ShownPrice,
-    UserPrices,
-    after_pricing,
     remember_shown,
-    start_of_pricing,
-    user_prices_from_bytes,
-    user_prices_to_bytes,
+    shown_from_bytes,
+    shown_to_bytes,
 )
 from streams.topics import TABLES, changelog_topic
 
@@ -101,50 +97,21 @@ def test_the_items_of_one_scoring_never_push_each_other_out():
     }
 
 
-ENTRIES = st.builds(ShownPrice, st.floats(1e-6, 1e9), st.floats(0, 4e9))
-MAPS = st.dictionaries(st.sampled_from("abcdefgh"), ENTRIES, max_size=8)
-PRICES = st.lists(st.tuples(st.sampled_from("abcdefgh"), st.floats(1e-6, 1e9)), max_size=5)
-
-
 @given(
-    st.builds(
-        UserPrices,
-        MAPS,
-        st.integers(0, 2**40),
-        st.dictionaries(st.text(max_size=6), st.none() | ENTRIES, max_size=4),
+    st.dictionaries(
+        st.text(max_size=6),
+        st.builds(ShownPrice, st.floats(1e-6, 1e9), st.floats(0, 4e9)),
+        max_size=8,
     )
 )
-def test_bytes_keep_prices_exactly_and_their_order(user: UserPrices):
-    back = user_prices_from_bytes(user_prices_to_bytes(user))
-    assert back == user
-    assert list(back.shown.items()) == list(user.shown.items())
+def test_bytes_keep_prices_exactly_and_their_order(shown: dict[str, ShownPrice]):
+    back = shown_from_bytes(shown_to_bytes(shown))
+    assert list(back.items()) == list(shown.items())
 
 
 def test_a_user_never_priced_has_an_empty_map():
-    assert user_prices_from_bytes(None) == NEVER_PRICED
-    assert start_of_pricing(NEVER_PRICED, 1) == {}
+    assert shown_from_bytes(None) == {}
     assert PriceMemory().of("nobody") == {}
-
-
-@given(MAPS, PRICES, st.integers(1, 8), st.integers(1, 1000))
-def test_the_same_state_again_starts_where_its_first_pricing_did(
-    start: dict[str, ShownPrice], prices: list[tuple[str, float]], per_user: int, version: int
-):
-    stored = after_pricing(start, prices, 5.0, per_user, version)
-    assert stored.version == version
-    assert start_of_pricing(stored, version) == start  # a re-delivery after a crash
-    assert start_of_pricing(stored, version + 1) == stored.shown  # the next state
-    assert start_of_pricing(stored, version - 1) is None  # older: priced and published
-    # Pricing the re-delivery stores what the first attempt would have stored.
-    again = after_pricing(start_of_pricing(stored, version) or {}, prices, 5.0, per_user, version)
-    assert again.shown == stored.shown and again.undo == stored.undo
-
-
-def test_an_evicted_item_comes_back_as_the_least_recent():
-    start = {"a": ShownPrice(1.0, 0.0), "b": ShownPrice(2.0, 0.0)}
-    stored = after_pricing(start, [("c", 3.0)], 1.0, 2, 7)
-    assert list(stored.shown) == ["b", "c"]
-    assert list(start_of_pricing(stored, 7) or {}) == ["a", "b"]
 
 
 def test_the_memory_in_ram_is_bounded_per_user():
@@ -177,10 +144,7 @@ async def test_each_users_map_is_kept_in_the_partition_of_that_users_event():
 
     table.send_changelog = send_changelog  # type: ignore[method-assign]
     users = {"u0": 2, "u1": 0, "u2": 3}
-    after = {
-        user: user_prices_to_bytes(UserPrices({"it1": ShownPrice(float(n), 7.0)}, 1, {"it1": None}))
-        for n, user in enumerate(users)
-    }
+    after = {user: {"it1": ShownPrice(float(n), 7.0)} for n, user in enumerate(users)}
     read: list[dict[str, bytes | None]] = []
     done = asyncio.Event()
 
@@ -204,9 +168,9 @@ async def test_each_users_map_is_kept_in_the_partition_of_that_users_event():
         await asyncio.wait_for(done.wait(), 10)
 
     assert read[0] == dict.fromkeys(users)
-    assert read[1] == after
+    assert read[1] == {user: shown_to_bytes(after[user]) for user in users}
     assert sorted(changelog) == sorted(
-        (partition, user, after[user]) for user, partition in users.items()
+        (partition, user, shown_to_bytes(after[user])) for user, partition in users.items()
     )
 
 
