@@ -113,7 +113,14 @@ class WorkerSettings(BaseModel):
     data_dir: Path = Field(
         Path(".recprice-data"), description="Local RocksDB tables (rebuilt from changelogs)."
     )
-    standby_replicas: int = Field(0, ge=0, le=3, description="Standby table replicas.")
+    standby_replicas: int = Field(
+        0,
+        ge=0,
+        le=3,
+        description="Standby table replicas per partition on other workers; they pay off when "
+        "a partition's changelog takes longer to replay than the session timeout (README, "
+        "'Restarts, failover and scale-out').",
+    )
     log_level: str = Field("warning", description="Faust/aiokafka log level.")
     event_loop: EventLoop = Field(
         "uvloop",

@@ -1,0 +1,132 @@
+"""Recovery time after a worker is SIGKILLed, with and without standby table replicas.
+
+    python -m bench.failover --bootstrap 127.0.0.1:19092 [--users 6000] [--rounds 2]
+
+Three workers share the partitions and every user gets one state. Then one
+worker is SIGKILLed and, at once, one new event per probe user is sent. A
+probe user's recovery time is the time from the kill to its next
+recommendation (the worker's own clock, in the record's ``ts``): the users
+the killed worker owned wait for the group to notice, rebalance and recover
+their tables; the others are served at once. Rounds alternate standbys off
+and on, so each pair runs on the same minutes of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import statistics
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import orjson
+
+from bench.common import machine_name
+from bench.kafka import Deployment
+from encoders.model import save_model_dir, tiny_random_model
+from encoders.records import Item
+
+WORKERS = 3
+PARTITIONS = 6
+PROBES = 120
+
+
+def catalogue() -> list[Item]:
+    return [
+        Item(f"i{n}", f"Film {n}", ["drama", "comedy", "action"][n % 3], 10.0 + n)
+        for n in range(50)
+    ]
+
+
+def event(user: int, n: int, ts: int) -> tuple[bytes, bytes, int]:
+    uid = f"u{user}"
+    record = {
+        "event_id": f"{uid}-{n}",
+        "type": "click",
+        "user_id": uid,
+        "item_id": f"i{(user + n) % 50}",
+        "ts": ts,
+    }
+    return uid.encode(), orjson.dumps(record), ts
+
+
+def wait_served(deployment: Deployment, users: set[str], timeout_s: float) -> dict[str, int]:
+    """Each probe user's first recommendation on its second state (worker clock, ms)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        served: dict[str, int] = {}
+        for _, rec in deployment.read("recommendations"):
+            user = str(rec["user_id"])
+            if user in users and rec["state_version"] == 2:
+                served[user] = min(served.get(user, int(rec["ts"])), int(rec["ts"]))  # type: ignore[call-overload]
+        if len(served) == len(users):
+            return served
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{len(users) - len(served)} probes not served:\n{deployment.log_tail()}"
+            )
+        time.sleep(2)
+
+
+def one_round(
+    bootstrap: str, root: Path, model: Path, users: int, standbys: int
+) -> dict[str, float]:
+    deployment = Deployment(bootstrap, root, partitions=PARTITIONS)
+    deployment.create()
+    try:
+        deployment.send_items(catalogue())
+        env = {
+            "RECPRICE__ENCODER__MODEL_DIR": str(model),
+            "RECPRICE__ENCODER__CPU_THREADS": "1",
+            "RECPRICE__WORKER__STANDBY_REPLICAS": str(standbys),
+        }
+        for n in range(WORKERS):
+            deployment.start_worker({**env, "RECPRICE__WORKER__DATA_DIR": str(root / f"w{n}")})
+        now = int(time.time() * 1000)
+        deployment.send("events", (event(u, 0, now) for u in range(users)))
+        if deployment.wait_count("recommendations", users, 600) < users:
+            raise RuntimeError(f"prefill did not finish:\n{deployment.log_tail()}")
+        if not deployment.wait_consumed("events", 120):
+            raise RuntimeError("prefill events not committed")
+        time.sleep(5)  # standbys catch up with the last changelog writes
+        probes = [u * (users // PROBES) for u in range(PROBES)]
+        victim = deployment.workers[1]
+        killed_ms = int(time.time() * 1000)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        deployment.workers.remove(victim)
+        deployment.send("events", (event(u, 1, killed_ms) for u in probes))
+        served = wait_served(deployment, {f"u{u}" for u in probes}, 300)
+        waits = sorted((ts - killed_ms) / 1000 for ts in served.values())
+        return {"max_s": waits[-1], "median_s": statistics.median(waits), "probes": len(waits)}
+    finally:
+        deployment.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default="127.0.0.1:19092")
+    parser.add_argument("--users", type=int, default=6000)
+    parser.add_argument("--rounds", type=int, default=2, help="pairs of (standbys 0, standbys 1)")
+    args = parser.parse_args()
+    print(
+        f"machine: {machine_name()}; {WORKERS} workers, {PARTITIONS} partitions, {args.users} users"
+    )
+    with TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model"
+        save_model_dir(tiny_random_model(seed=7, history=20), model)
+        for pair in range(args.rounds):
+            for standbys in (0, 1):
+                result = one_round(
+                    args.bootstrap, Path(tmp) / f"r{pair}-{standbys}", model, args.users, standbys
+                )
+                print(
+                    f"pair {pair + 1} standbys={standbys}: slowest probe {result['max_s']:.1f} s, "
+                    f"median {result['median_s']:.2f} s ({result['probes']:.0f} probes)",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
