@@ -13,11 +13,9 @@ start from, live in the ``shown_prices`` table (key user_id, a bounded map
 per user, `streams.shown_prices`). The scoring requests are keyed by user and
 partitioned like the table, so a user's map is recovered from its changelog
 by whichever worker owns the user after a restart or a rebalance. A batch's
-maps are written once its prices are published, and Faust flushes them to the
-changelog before it commits the batch's offsets, so a re-delivered request is
-priced from what the user was shown. A crash in the few milliseconds between
-the broker's acknowledgement of the prices and that of the maps leaves the
-next prices bounded by the ones shown before.
+maps reach the changelog before its prices are published: a crash in between
+leaves prices remembered that nobody saw, and the next ones are then within
+``max_step`` of those.
 """
 
 from __future__ import annotations
@@ -247,11 +245,12 @@ def register(
             records, offers, after = outputs(
                 requests, ranked, shown, version, int(time.time() * 1000)
             )
+            write_shown(shown_prices, users, stored, after)
+            # The changelog first: a published price is never missing from a recovered map.
+            await app.producer.flush()
             for arm, count in offers.items():
                 delta = orjson.dumps({"arm": arm, "offers": count})
                 await out.experiment_events.send(key=arm.encode(), value=delta)
             await deliver(app, records)
-            # Only what was published is remembered (the commit flushes it first).
-            write_shown(shown_prices, users, stored, after)
 
     return app.agent(scoring, name="scorer")(score)
