@@ -16,6 +16,7 @@ from streams.dlq import dlq_record
 from streams.experiment import SharesHolder, follow_shares
 from streams.runtime import Runtime
 from streams.settings import Settings
+from streams.tables import bytes_table
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     price_updates = topic("price_updates")
     dlq = topic("dlq")
 
-    # Changelog-backed (compacted, never time-retained) RocksDB table via rocksdict.
-    user_state = app.Table(
-        "user_state",
-        default=None,
-        partitions=kafka.partitions,
-        key_type=str,
-        value_type=bytes,
-        options={"driver": "rocksdict"},
-    )
+    user_state = bytes_table(app, "user_state", kafka.partitions)
 
     async def dead_letter(
         source: str, partition: int, offset: int, raw: bytes | None, error: str

@@ -31,6 +31,7 @@ from pricing.config import CONTROL_ARM, PricingConfig
 from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
 from streams.current_event import acting_for
 from streams.settings import IngestSettings
+from streams.tables import bytes_table
 
 log = logging.getLogger(__name__)
 
@@ -125,22 +126,8 @@ def register(
     batching: IngestSettings,
 ) -> None:
     """Attach the outcome and experiment agents to ``app``."""
-    last_offers = app.Table(
-        "last_offers",
-        default=None,
-        partitions=partitions,
-        key_type=str,
-        value_type=bytes,
-        options={"driver": "rocksdict"},
-    )
-    arm_stats = app.Table(
-        "arm_stats",
-        default=None,
-        partitions=1,
-        key_type=str,
-        value_type=bytes,
-        options={"driver": "rocksdict"},
-    )
+    last_offers = bytes_table(app, "last_offers", partitions)
+    arm_stats = bytes_table(app, "arm_stats", 1)
     window_s = pricing.attribution_window_s
 
     async def outcome(stream: faust.StreamT) -> None:

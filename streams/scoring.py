@@ -44,6 +44,7 @@ from streams.model_thread import ModelThread
 from streams.offers import price_items
 from streams.settings import ScorerSettings
 from streams.shown_prices import ShownPrice, remember_shown, shown_from_bytes, shown_to_bytes
+from streams.tables import bytes_table
 
 
 def recommendation_record(
@@ -155,14 +156,7 @@ def register(
     partitions: int,
 ) -> faust.types.AgentT:
     """Attach the scorer agent and its ``shown_prices`` table to ``app``."""
-    shown_prices = app.Table(
-        "shown_prices",
-        default=None,
-        partitions=partitions,
-        key_type=str,
-        value_type=bytes,
-        options={"driver": "rocksdict"},
-    )
+    shown_prices = bytes_table(app, "shown_prices", partitions)
     names = out.names()
 
     def score_batch(requests: list[ScoringRequest]) -> list[list[tuple[str, float]]]:
