@@ -117,7 +117,8 @@ def wait_in_sync(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[in
     deadline = time.monotonic() + timeout_s
     while True:
         state = partition_states(bootstrap, topic)
-        if all(set(p.in_sync) == set(p.replicas) for p in state.values()):
+        # A node that has not yet learnt of a new topic describes it with no partitions.
+        if state and all(set(p.in_sync) == set(p.replicas) for p in state.values()):
             return state
         if time.monotonic() > deadline:
             raise TimeoutError(f"{topic} not fully in sync after {timeout_s} s: {state}")
