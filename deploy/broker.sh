@@ -60,29 +60,25 @@ uuid() {
   echo "$id"
 }
 
-# Selects the single broker: the variables below describe the node that the
-# functions after them act on.
-select_single() {
-  NAME="broker"
-  NODE_ID=1
-  PORT="$SINGLE_PORT"
+# select_at NAME ID PORT DIR XMS XMX: the variables below describe the node
+# that the functions after them act on.
+select_at() {
+  NAME="$1"
+  NODE_ID="$2"
+  PORT="$3"
   CONTROLLER_PORT="$((PORT + 1))"
-  DIR="$SINGLE_DIR"
+  DIR="$4"
   PIDFILE="$DIR/broker.pid"
   LOG="$DIR/broker.log"
-  HEAP=(-Xms256m -Xmx1g)
+  HEAP=(-Xms"$5" -Xmx"$6")
 }
+
+# Selects the single broker.
+select_single() { select_at broker 1 "$SINGLE_PORT" "$SINGLE_DIR" 256m 1g; }
 
 # Selects cluster node $1 (1..NODES).
 select_node() {
-  NAME="node $1"
-  NODE_ID="$1"
-  PORT="$((CLUSTER_PORT + 10 * ($1 - 1)))"
-  CONTROLLER_PORT="$((PORT + 1))"
-  DIR="$CLUSTER_DIR/node-$1"
-  PIDFILE="$DIR/broker.pid"
-  LOG="$DIR/broker.log"
-  HEAP=(-Xms128m -Xmx512m)
+  select_at "node $1" "$1" "$((CLUSTER_PORT + 10 * ($1 - 1)))" "$CLUSTER_DIR/node-$1" 128m 512m
 }
 
 # alive PID: whether the process runs (an unreaped zombie does not).

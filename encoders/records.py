@@ -1,4 +1,4 @@
-"""Record contracts (DESIGN §4): parsing and validation of events and items.
+"""Record contracts (docs/architecture.md, "Records"): parsing and validation of events and items.
 
 Pure functions over bytes. The stream and offline training both read records
 through these, so a record the stream rejects is also rejected offline.

@@ -2,7 +2,8 @@
 
 Reads an output folder of the demo, a replay or a back-test:
 
-* ``price_updates.jsonl`` (required): DESIGN §4 price updates, one per offer;
+* ``price_updates.jsonl`` (required): price updates, one per offer
+  (docs/architecture.md, "Records");
 * ``outcomes.jsonl`` (optional): attributed purchases ``{user_id, item_id,
   arm, price, revenue, ts}``. Without it conversion and revenue are unknown
   and the report says so;

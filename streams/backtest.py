@@ -27,7 +27,7 @@ What differs from the stream, and why:
 Every offer is audited against its guardrails as it is made (see
 `bound_violations`); the run's count of violations must be 0.
 
-Outputs (``out`` folder): ``price_updates.jsonl`` (DESIGN §4 records from
+Outputs (``out`` folder): ``price_updates.jsonl`` (docs/architecture.md, "Records"; from
 `Decision.to_record`), ``recommendations.jsonl``, ``outcomes.jsonl``
 (attributed purchases), ``shares.jsonl`` (traffic shares after each bandit
 update, the initial shares first) and ``summary.json``.

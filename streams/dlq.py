@@ -1,4 +1,7 @@
-"""Dead-letter records (DESIGN §4): the original bytes, why they failed, where from."""
+"""Dead-letter records: the original bytes, why they failed, where from.
+
+The contract is in docs/architecture.md, "Records".
+"""
 
 from __future__ import annotations
 

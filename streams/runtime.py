@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def load_model(config: EncoderConfig) -> Recommender:
     """Fine-tuned model directory when configured, else zero-shot pre-trained MiniLM."""
     # torch and transformers load here: a worker without the scorer never imports them
-    # (about 5 s and 0.8 GB of memory on the 2-core CI machine).
+    # (bench/RESULTS.md has what that saves).
     from encoders.model import load_model_dir, load_pretrained
 
     if config.model_dir is not None:

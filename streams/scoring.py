@@ -53,7 +53,7 @@ def recommendation_record(
     model_version: str,
     now_ms: int,
 ) -> dict[str, Any]:
-    """Return the DESIGN §4 recommendation record."""
+    """Return the recommendation record (docs/architecture.md, "Records")."""
     return {
         "user_id": request.user_id,
         "items": [

@@ -1,4 +1,4 @@
-"""Property and edge tests for the bounded price policy (DESIGN §5, issue 4)."""
+"""Property and edge tests for the bounded price policy (README.md, "Pricing")."""
 
 from __future__ import annotations
 
