@@ -37,7 +37,7 @@ cluster-stop:
 demo: $(STAMP) broker
 	HF_HUB_OFFLINE=1 $(VENV)/bin/recprice demo --out demo-out
 
-test: $(STAMP) broker
+test: $(STAMP) lint broker
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q tests
 
 # Every SIGKILL-and-restart variant SOAK_ROUNDS times, with pass counts per variant.
@@ -48,9 +48,12 @@ soak: $(STAMP) broker
 unit: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q tests/unit
 
+# Style, types and the one-way dependencies of docs/architecture.md ("Layers").
 lint: $(STAMP)
-	$(VENV)/bin/ruff check streams encoders pricing tests
+	$(VENV)/bin/ruff check streams encoders pricing bench tests
+	$(VENV)/bin/ruff format --check streams encoders pricing bench tests
 	$(VENV)/bin/mypy streams encoders pricing
+	$(VENV)/bin/lint-imports
 
 stop: cluster-stop
 	deploy/broker.sh stop

@@ -28,7 +28,7 @@ E2E = """
 from bench.workload import load_workload
 from bench.e2e import run_e2e
 from encoders.scorer import BatchScorer
-from streams.runtime import load_model
+from streams.worker.runtime import load_model
 from streams.settings import Settings
 s = Settings()
 w = load_workload(64)

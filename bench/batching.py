@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bench.common import Meter, ratio
 from bench.encoder import synchronizer
 from bench.scorer import ScoringPath
-from encoders.behaviour import UserState
+from streams.records.user_state import UserState
 
 
 @dataclass(frozen=True)

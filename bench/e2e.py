@@ -30,9 +30,10 @@ from bench.common import median_by, percentile, ratio
 from bench.kafka import Deployment
 from bench.scorer import ScoringPath, SizeResult, paired
 from bench.workload import Workload
-from encoders.behaviour import StateConfig, UserState, apply_with_catalog
-from encoders.records import Event, Item
+from encoders.behaviour import StateConfig, apply_with_catalog
 from encoders.scorer import BatchScorer, ItemIndex
+from streams.records.inputs import Event, Item
+from streams.records.user_state import UserState
 
 
 @dataclass(frozen=True)

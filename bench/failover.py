@@ -25,7 +25,7 @@ import orjson
 from bench.common import machine_name
 from bench.kafka import Deployment
 from encoders.model import save_model_dir, tiny_random_model
-from encoders.records import Item
+from streams.records.inputs import Item
 
 WORKERS = 3
 PARTITIONS = 6

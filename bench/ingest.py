@@ -23,8 +23,8 @@ import orjson
 
 from bench.common import median_by, ratio
 from bench.kafka import Deployment
-from encoders.records import Event, Item
-from streams.local import stop_worker
+from streams.offline.local import stop_worker
+from streams.records.inputs import Event, Item
 
 
 @dataclass(frozen=True)

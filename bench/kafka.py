@@ -14,8 +14,8 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from encoders.records import Item
-from streams.local import spawn_worker, stop_worker
+from streams.offline.local import spawn_worker, stop_worker
+from streams.records.inputs import Item
 from streams.settings import Settings, TopicNames
 from streams.topics import create_topics
 

@@ -18,9 +18,9 @@ from typing import Any, cast
 import faust
 import orjson
 
-from streams.app import App, raw_topic
 from streams.settings import IngestSettings, Settings
-from streams.worker import quiet_worker, use_event_loop
+from streams.worker.app import App, raw_topic
+from streams.worker.run import quiet_worker, use_event_loop
 
 
 def build(

@@ -17,10 +17,10 @@ from bench.common import Meter, markdown_table, ratio
 from bench.encoder import synchronizer
 from bench.scorer import ScoringPath
 from bench.workload import load_workload
-from encoders.behaviour import UserState
 from encoders.scorer import BatchScorer
-from streams.runtime import load_model
+from streams.records.user_state import UserState
 from streams.settings import Settings
+from streams.worker.runtime import load_model
 
 Ranked = list[list[tuple[str, float]]]
 

@@ -27,8 +27,8 @@ from bench.scoring_steps import (
 from bench.state import run_state
 from bench.workload import load_workload
 from encoders.scorer import BatchScorer
-from streams.runtime import load_model
 from streams.settings import Settings
+from streams.worker.runtime import load_model
 
 
 @dataclass(frozen=True)

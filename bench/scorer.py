@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from bench.common import Meter, ratio
 from bench.encoder import forward, synchronizer, token_batches
 from bench.workload import Workload
-from encoders.behaviour import UserState, render_summary
-from encoders.records import Item
+from encoders.behaviour import render_summary
 from encoders.scorer import BatchScorer, ItemIndex
 from pricing.config import PricingConfig
-from streams.offers import price_items
-from streams.shown_prices import PriceMemory
+from pricing.offers import price_items
+from pricing.shown_prices import PriceMemory
+from streams.records.inputs import Item
+from streams.records.user_state import UserState
 
 
 @dataclass

@@ -15,9 +15,9 @@ import torch
 from bench.batching import BatchingResult, compare
 from bench.common import describe_cpu, markdown_table, ratio
 from bench.scorer import ScoringPath, SizeResult, run_sizes
-from encoders.behaviour import UserState
 from encoders.precision import describe
 from encoders.scorer import BatchScorer
+from streams.records.user_state import UserState
 
 GPU_SIZES = (1, 8, 32, 64, 128, 256, 512, 1024)
 """Batch sizes on CUDA, where throughput keeps growing well past the CPU's sizes."""

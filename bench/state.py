@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from encoders.behaviour import RecentEvent, UserState, state_to_bytes
+from streams.records.user_state import RecentEvent, UserState, state_to_bytes
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from encoders.behaviour import StateConfig, UserState, apply_event, render_summary
-from encoders.movielens import bundled_dir, read_events, read_items
-from encoders.records import Event, Item
+from encoders.behaviour import StateConfig, apply_event, render_summary
+from streams.offline.movielens import bundled_dir, read_events, read_items
+from streams.records.inputs import Event, Item
+from streams.records.user_state import UserState
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import orjson
 
-from encoders.behaviour import StateConfig, UserState, apply_with_catalog, render_summary
-from encoders.records import Event, InvalidRecord, Item, item_from_dict, parse_event
+from encoders.behaviour import StateConfig, apply_with_catalog, render_summary
+from streams.records.inputs import Event, InvalidRecord, Item, item_from_dict, parse_event
+from streams.records.user_state import UserState
 
 
 @dataclass(frozen=True, slots=True)

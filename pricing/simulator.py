@@ -98,7 +98,7 @@ class DemandConfig(BaseModel):
 
 
 class Interaction(Protocol):
-    """What the simulator reads from a logged event (``encoders.records.Event`` fits)."""
+    """What the simulator reads from a logged event (``streams.records.inputs.Event`` fits)."""
 
     @property
     def user_id(self) -> str: ...  # noqa: D102

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from encoders.behaviour import StateConfig
 from encoders.config import EncoderConfig
 from pricing.config import PricingConfig
-from streams.shown_prices import DEFAULT_PER_USER
+from pricing.shown_prices import DEFAULT_PER_USER
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 

@@ -12,7 +12,12 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from encoders.model import save_model_dir, tiny_random_model  # noqa: E402
-from streams.local import LocalCluster, answers, start_local_broker, stop_worker  # noqa: E402
+from streams.offline.local import (  # noqa: E402
+    LocalCluster,
+    answers,
+    start_local_broker,
+    stop_worker,
+)
 from tests.kafka_support import BOOTSTRAP, Pipeline  # noqa: E402
 
 # deploy/broker.sh reads the same variable.

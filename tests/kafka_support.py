@@ -11,9 +11,9 @@ from pathlib import Path
 
 import orjson
 
-from streams.io import Refusal, producer, send_log
-from streams.local import spawn_worker
-from streams.replay import LogRecord
+from streams.offline.kafka_io import Refusal, producer, send_log
+from streams.offline.local import spawn_worker
+from streams.offline.replay import LogRecord
 from streams.settings import Settings, TopicNames
 from streams.topics import create_topics
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 
-from encoders.behaviour import StateConfig, UserState, apply_with_catalog, render_summary
+from encoders.behaviour import StateConfig, apply_with_catalog, render_summary
 from encoders.config import EncoderConfig
 from encoders.model import Recommender
-from encoders.records import Item, event_from_dict, item_from_dict
 from encoders.scorer import BatchScorer
+from streams.records.inputs import Item, event_from_dict, item_from_dict
+from streams.records.user_state import UserState
 
 GENRES = ["drama", "comedy", "action", "horror", "sci-fi"]
 

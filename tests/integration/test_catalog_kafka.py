@@ -10,8 +10,8 @@ import pytest
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
 from encoders.scorer import BatchScorer
-from streams.catalog import Catalog, follow_items
-from streams.model_thread import ModelThread
+from streams.worker.catalog import Catalog, follow_items
+from streams.worker.model_thread import ModelThread
 from tests.kafka_support import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-from streams.local import LocalCluster, partition_states, wait_in_sync
+from streams.offline.local import LocalCluster, partition_states, wait_in_sync
 from streams.settings import Settings, TopicNames
 from streams.topics import create_topics, topic_specs
 

@@ -24,9 +24,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from encoders.behaviour import state_to_bytes
-from streams.collect import TopicCollector, latest_recommendations
-from streams.local import ROOT, LocalCluster, partition_states, wait_in_sync
+from streams.offline.collect import TopicCollector, latest_recommendations
+from streams.offline.local import ROOT, LocalCluster, partition_states, wait_in_sync
+from streams.records.user_state import state_to_bytes
 from tests.integration.data import catalogue, events, expected_states
 from tests.integration.test_price_guards_kafka import COOLDOWN_S, GUARDS, HELD, guard_breaches
 from tests.integration.test_restart_kafka import changelog_states, group_lag
@@ -107,7 +107,7 @@ def check_outputs(pipe: Pipeline, log: list[dict[str, object]], *, guards: bool)
 
     ``guards``: check max step, previous_price and cool-down of every price. A
     worker SIGKILLed mid-batch can die after storing a batch's prices and
-    before publishing them (`streams.scoring`), so its test does not.
+    before publishing them (`streams.worker.flows.scoring`), so its test does not.
     """
     items = catalogue()
     expected = expected_states(log, items)

@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from encoders.model import load_model_dir
-from streams.collect import TopicCollector, latest_recommendations
-from streams.dlq import raw_bytes
+from streams.offline.collect import TopicCollector, latest_recommendations
+from streams.records.dead_letter import raw_bytes
 from tests.integration.data import BAD, catalogue, events, expected_states, offline_top10
 from tests.kafka_support import Pipeline
 

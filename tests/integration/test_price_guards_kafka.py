@@ -21,9 +21,9 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.partitioner.default import murmur2
 
-from encoders.behaviour import UserState
-from streams.collect import TopicCollector, latest_recommendations
-from streams.local import stop_worker
+from streams.offline.collect import TopicCollector, latest_recommendations
+from streams.offline.local import stop_worker
+from streams.records.user_state import UserState
 from tests.integration.data import GENRES, catalogue, events, expected_states
 from tests.kafka_support import Pipeline
 

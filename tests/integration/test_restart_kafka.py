@@ -20,10 +20,10 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from encoders.behaviour import state_to_bytes
-from streams.catalog import ITEM_VECTORS_FILE
-from streams.collect import TopicCollector, latest_recommendations
+from streams.offline.collect import TopicCollector, latest_recommendations
+from streams.records.user_state import state_to_bytes
 from streams.topics import changelog_topic
+from streams.worker.catalog import ITEM_VECTORS_FILE
 from tests.integration.data import catalogue, events, expected_states
 from tests.kafka_support import Pipeline
 

@@ -9,7 +9,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from streams.io import producer, send_log
+from streams.offline.kafka_io import producer, send_log
 from tests.kafka_support import Pipeline, records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]

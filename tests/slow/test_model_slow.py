@@ -18,7 +18,7 @@ USERS = 150
 
 @pytest.fixture(scope="module")
 def movielens(tmp_path_factory):
-    movielens = pytest.importorskip("encoders.movielens")
+    movielens = pytest.importorskip("streams.offline.movielens")
     try:
         converted = movielens.convert(tmp_path_factory.mktemp("ml"))
     except FileNotFoundError as exc:

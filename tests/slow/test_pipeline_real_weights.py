@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from encoders.model import load_pretrained
-from encoders.movielens import convert
-from streams.collect import TopicCollector, latest_recommendations
+from streams.offline.collect import TopicCollector, latest_recommendations
+from streams.offline.movielens import convert
 from tests.integration.data import expected_states, offline_top10
 from tests.kafka_support import Pipeline
 

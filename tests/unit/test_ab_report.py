@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from pricing.report import wilson, write_ab_report
-from streams.commands_pricing import register
+from streams.cli.pricing import register
 
 
 def _update(user, item, arm, price, ts, floor=8.0, ceiling=12.0):
@@ -186,7 +186,7 @@ def test_ab_report_from_kafka_reads_updates_and_outcomes(cli, tmp_path, monkeypa
             raise ValueError(f"topic {topic!r} does not exist")
         yield from topics[topic]
 
-    monkeypatch.setattr("streams.io.read_topic", fake_read_topic)
+    monkeypatch.setattr("streams.offline.kafka_io.read_topic", fake_read_topic)
     result = CliRunner().invoke(cli, ["ab-report", "--from-kafka", "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert "read 4000 records from price-updates" in result.output

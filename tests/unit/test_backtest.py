@@ -11,13 +11,13 @@ import torch
 from encoders.behaviour import StateConfig
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
-from encoders.records import Event, Item
 from encoders.scorer import BatchScorer
 from pricing.config import ArmConfig, Guardrails, PricingConfig
 from pricing.policy import Decision
 from pricing.report import write_ab_report
 from pricing.simulator import DemandConfig
-from streams.backtest import BacktestConfig, bound_violations, run_backtest
+from streams.offline.backtest import BacktestConfig, bound_violations, run_backtest
+from streams.records.inputs import Event, Item
 
 CATEGORIES = ("Action", "Comedy", "Drama", "Horror")
 # Every buyer pays at most 90% of the base price, whatever their interest: only deep

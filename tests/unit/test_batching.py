@@ -1,6 +1,7 @@
-from encoders.behaviour import StateConfig, UserState, apply_event
-from encoders.records import Event
-from streams.batching import ScoringRequest, latest_per_user
+from encoders.behaviour import StateConfig, apply_event
+from streams.records.inputs import Event
+from streams.records.scoring import ScoringRequest, latest_per_user
+from streams.records.user_state import UserState
 
 
 def request(user: str, version: int) -> ScoringRequest:

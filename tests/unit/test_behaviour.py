@@ -1,12 +1,6 @@
-from encoders.behaviour import (
-    StateConfig,
-    UserState,
-    apply_event,
-    render_summary,
-    state_from_bytes,
-    state_to_bytes,
-)
-from encoders.records import Event
+from encoders.behaviour import StateConfig, apply_event, render_summary
+from streams.records.inputs import Event
+from streams.records.user_state import UserState, state_from_bytes, state_to_bytes
 
 CONFIG = StateConfig(window=5)
 TITLES = {"i1": "Toy Story (1995)", "i2": "Heat (1995)", "i3": "Fargo (1996)"}

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from streams.cli import app, load_settings
+from streams.cli.main import app
+from streams.cli.options import load_settings
 
 runner = CliRunner()
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import orjson
 
-from streams.dlq import dlq_record, raw_bytes
-from streams.replay import Pacer, in_range, read_log
+from streams.offline.replay import Pacer, in_range, read_log
+from streams.records.dead_letter import dlq_record, raw_bytes
 
 
 def test_dlq_keeps_original_bytes_text_or_base64():

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from encoders.behaviour import StateConfig, UserState, apply_event, render_summary
+from encoders.behaviour import StateConfig, apply_event, render_summary
 from encoders.config import EncoderConfig
 from encoders.dataset import build_dataset, load_dataset
 from encoders.evaluation import (
@@ -24,8 +24,9 @@ from encoders.metrics import (
     target_ranks,
 )
 from encoders.model import tiny_random_model
-from encoders.records import Event, Item
 from encoders.report import write_report
+from streams.records.inputs import Event, Item
+from streams.records.user_state import UserState
 
 CPU = EncoderConfig(device="cpu", user_max_length=32, item_max_length=16)
 

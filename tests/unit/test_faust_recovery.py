@@ -1,4 +1,4 @@
-"""The three steps of streams.faust_recovery, each against stand-ins for Faust's services."""
+"""The three steps of faust_ext.recovery, each against stand-ins for Faust's services."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from faust.transport import consumer as faust_consumer
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-from streams import faust_recovery
-from streams.faust_recovery import (
+from streams.worker.faust_ext import recovery as faust_recovery
+from streams.worker.faust_ext.recovery import (
     PINNED,
     Consumer,
     ConsumerThread,

@@ -1,4 +1,4 @@
-"""streams.gather: when a batch is yielded, its size, and when its events are acked.
+"""faust_ext.gather: when a batch is yielded, its size, and when its events are acked.
 
 The Faust tests run a real agent on Faust's in-memory test channel, so the
 stream, its processors and its acks are Faust's own.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import faust
 import pytest
 
-from streams.gather import gather, gather_wait
+from streams.worker.faust_ext.gather import gather, gather_wait
 
 _apps = itertools.count()
 

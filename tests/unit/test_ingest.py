@@ -1,8 +1,9 @@
 """The ingest agent's per-user batch step: the same state as event by event, and what it reports."""
 
-from encoders.behaviour import StateConfig, UserState, apply_with_catalog
-from encoders.records import Event, Item
-from streams.ingest import apply_group
+from encoders.behaviour import StateConfig, apply_with_catalog
+from streams.records.inputs import Event, Item
+from streams.records.user_state import UserState
+from streams.worker.flows.ingest import apply_group
 
 CONFIG = StateConfig()
 ITEMS = {

@@ -1,7 +1,7 @@
 """The outcome agent's per-user step: offers remembered, purchases attributed, in order."""
 
-from encoders.records import Event
-from streams.experiment import MAX_OFFERS_PER_USER, settle_user
+from streams.records.inputs import Event
+from streams.worker.flows.experiment import MAX_OFFERS_PER_USER, settle_user
 
 
 def offer(item: str, ts: int, price: float = 9.0, arm: str = "bold") -> dict[str, object]:

@@ -1,7 +1,7 @@
 import orjson
 import pytest
 
-from encoders.records import MAX_RECORD_BYTES, InvalidRecord, parse_event, parse_item
+from streams.records.inputs import MAX_RECORD_BYTES, InvalidRecord, parse_event, parse_item
 
 VALID = {
     "event_id": "e1",

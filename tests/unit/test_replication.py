@@ -6,13 +6,14 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-import streams.cli
-from streams.app import create_app
-from streams.catalog import Catalog
-from streams.local import LocalCluster
-from streams.runtime import Runtime
+import streams.cli.main
+import streams.cli.worker
+from streams.offline.local import LocalCluster
 from streams.settings import KafkaSettings, Settings
 from streams.topics import changelog_topic, topic_specs
+from streams.worker.app import create_app
+from streams.worker.catalog import Catalog
+from streams.worker.runtime import Runtime
 
 REPLICATED = {"replication": 3, "min_insync_replicas": 2}
 
@@ -93,11 +94,11 @@ def test_broker_commands_pass_the_cluster_size_to_the_script(
         calls.append(args)
         return 3
 
-    monkeypatch.setattr(streams.cli.subprocess, "call", call)
+    monkeypatch.setattr(streams.cli.worker.subprocess, "call", call)
     runner = CliRunner()
-    result = runner.invoke(streams.cli.app, ["broker", command, "--brokers", "3"])
+    result = runner.invoke(streams.cli.main.app, ["broker", command, "--brokers", "3"])
     assert result.exit_code == 3  # the script's exit status
     assert calls[0][0] == "bash" and calls[0][1].endswith("deploy/broker.sh")
     assert calls[0][2:] == [command, "--brokers", "3"]
-    runner.invoke(streams.cli.app, ["broker", command])
+    runner.invoke(streams.cli.main.app, ["broker", command])
     assert calls[1][2:] == [command, "--brokers", "1"]

@@ -7,12 +7,12 @@ from hypothesis import strategies as st
 
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
-from encoders.records import Item
 from encoders.scorer import BatchScorer
 from pricing.config import PricingConfig
+from pricing.offers import price_items
 from pricing.policy import Decision
-from streams.offers import price_items
-from streams.shown_prices import PriceMemory, ShownPrice
+from pricing.shown_prices import PriceMemory, ShownPrice
+from streams.records.inputs import Item
 
 ITEMS = [
     (f"i{n}", f"movie number {n} about {w}")

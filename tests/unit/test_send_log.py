@@ -15,10 +15,17 @@ from kafka.errors import (
 from kafka.future import Future
 from typer.testing import CliRunner
 
-import streams.io
-from streams.cli import app
-from streams.io import Refusal, SendSummary, describe, refuses_record, send_log, unsendable
-from streams.replay import LogRecord, log_records
+import streams.offline.kafka_io
+from streams.cli.main import app
+from streams.offline.kafka_io import (
+    Refusal,
+    SendSummary,
+    describe,
+    refuses_record,
+    send_log,
+    unsendable,
+)
+from streams.offline.replay import LogRecord, log_records
 
 MAX_SIZE = 100  # what the fake producer takes on send(), like max_request_size
 
@@ -201,9 +208,9 @@ def test_log_lines_are_numbered_as_in_the_input_and_malformed_ones_kept():
 
 @pytest.fixture
 def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
-    """A fake broker behind `streams.io.producer`, as the CLI commands call it."""
+    """A fake broker behind `streams.offline.kafka_io.producer`, as the CLI commands call it."""
     fake = Broker()
-    monkeypatch.setattr(streams.io, "producer", lambda bootstrap: fake.connect())
+    monkeypatch.setattr(streams.offline.kafka_io, "producer", lambda bootstrap: fake.connect())
     return fake
 
 

@@ -1,4 +1,4 @@
-"""streams.shown_prices and the shown_prices table: bounded per user, kept per partition."""
+"""pricing.shown_prices and the shown_prices table: bounded per user, kept per partition."""
 
 from __future__ import annotations
 
@@ -15,19 +15,19 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from encoders.config import EncoderConfig
-from streams.app import create_app
-from streams.gather import gather
-from streams.runtime import Runtime
-from streams.scoring import read_shown, write_shown
-from streams.settings import Settings
-from streams.shown_prices import (
+from pricing.shown_prices import (
     PriceMemory,
     ShownPrice,
     remember_shown,
     shown_from_bytes,
     shown_to_bytes,
 )
+from streams.settings import Settings
 from streams.topics import TABLES, changelog_topic
+from streams.worker.app import create_app
+from streams.worker.faust_ext.gather import gather
+from streams.worker.flows.scoring import read_shown, write_shown
+from streams.worker.runtime import Runtime
 
 _apps = itertools.count()
 

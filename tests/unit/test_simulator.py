@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from encoders.records import Event
 from pricing.simulator import (
     DemandConfig,
     TrueInterest,
@@ -20,6 +19,7 @@ from pricing.simulator import (
     rating_interest,
     willingness_to_pay,
 )
+from streams.records.inputs import Event
 
 ids = st.text(min_size=1, max_size=8)
 prices = st.floats(min_value=0.01, max_value=1000, allow_nan=False)

@@ -17,7 +17,6 @@ from encoders.model import (
     load_model_dir,
     tiny_random_model,
 )
-from encoders.records import Event, Item
 from encoders.scorer import BatchScorer
 from encoders.training import (
     HISTORY_FILE,
@@ -31,6 +30,7 @@ from encoders.training import (
     select_train,
     train,
 )
+from streams.records.inputs import Event, Item
 
 CPU = EncoderConfig(device="cpu")
 

@@ -9,7 +9,6 @@ import torch
 
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
-from encoders.records import Item
 from encoders.scorer import BatchScorer, text_key
 from encoders.vector_cache import (
     build_index_cached,
@@ -17,8 +16,9 @@ from encoders.vector_cache import (
     save_vectors,
     update_index_cached,
 )
-from streams.catalog import Catalog
-from streams.model_thread import ModelThread
+from streams.records.inputs import Item
+from streams.worker.catalog import Catalog
+from streams.worker.model_thread import ModelThread
 
 ITEMS = [(f"i{n}", f"movie number {n} about {w}") for n, w in enumerate(["cats", "dogs", "war"])]
 CPU = EncoderConfig(device="cpu")

@@ -10,11 +10,11 @@ import uvloop
 from pydantic import ValidationError
 
 from encoders.config import EncoderConfig
-from streams.app import App, create_app
-from streams.catalog import Catalog
-from streams.runtime import Runtime
 from streams.settings import Settings, WorkerSettings
-from streams.worker import use_event_loop
+from streams.worker.app import App, create_app
+from streams.worker.catalog import Catalog
+from streams.worker.run import use_event_loop
+from streams.worker.runtime import Runtime
 
 
 @pytest.fixture
@@ -81,9 +81,9 @@ def test_a_worker_without_the_scorer_loads_no_model(tmp_path: Path):
 # without: the model stack costs seconds and most of a gigabyte to load.
 WITHOUT_SCORER = """
 import json, sys
-import streams.cli
-from streams.app import create_app
-from streams.runtime import Runtime
+import streams.cli.main
+from streams.worker.app import create_app
+from streams.worker.runtime import Runtime
 from streams.settings import Settings
 settings = Settings(scorer={"enabled": False}, worker={"data_dir": sys.argv[1]})
 create_app(settings, Runtime.create(settings.encoder, scorer=False))

@@ -26,12 +26,12 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from encoders.records import Event, event_from_dict
 from pricing.config import CONTROL_ARM, PricingConfig
 from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
-from streams.current_event import acting_for
+from streams.records.inputs import Event, event_from_dict
 from streams.settings import IngestSettings
-from streams.tables import bytes_table
+from streams.worker.faust_ext.current_event import acting_for
+from streams.worker.tables import bytes_table
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ import logging
 import faust
 import uvloop
 
-from streams.app import create_app
-from streams.catalog import ITEM_VECTORS_FILE
-from streams.runtime import Runtime
 from streams.settings import EventLoop, Settings
 from streams.topics import create_topics
+from streams.worker.app import create_app
+from streams.worker.catalog import ITEM_VECTORS_FILE
+from streams.worker.runtime import Runtime
 
 
 def run_worker(settings: Settings) -> None:

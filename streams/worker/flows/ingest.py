@@ -23,19 +23,14 @@ from typing import Any, cast
 
 import faust
 
-from encoders.behaviour import (
-    StateConfig,
-    UserState,
-    apply_with_catalog,
-    state_from_bytes,
-    state_to_bytes,
-)
-from encoders.records import Event, InvalidRecord, Item, parse_event
-from streams.batching import ScoringRequest
-from streams.catalog import Catalog
-from streams.current_event import acting_for
-from streams.delivery import deliver
+from encoders.behaviour import StateConfig, apply_with_catalog
+from streams.records.inputs import Event, InvalidRecord, Item, parse_event
+from streams.records.scoring import ScoringRequest
+from streams.records.user_state import UserState, state_from_bytes, state_to_bytes
 from streams.settings import IngestSettings
+from streams.worker.catalog import Catalog
+from streams.worker.faust_ext.current_event import acting_for
+from streams.worker.faust_ext.delivery import deliver
 
 log = logging.getLogger(__name__)
 

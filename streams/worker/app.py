@@ -10,19 +10,20 @@ import faust
 from faust.types import TransportT
 from mode import ServiceT
 
-from streams import experiment, faust_recovery, ingest, scoring
-from streams.catalog import follow_items
-from streams.dlq import dlq_record
-from streams.experiment import SharesHolder, follow_shares
-from streams.runtime import Runtime
+from streams.records.dead_letter import dlq_record
 from streams.settings import Settings
-from streams.tables import bytes_table
+from streams.worker.catalog import follow_items
+from streams.worker.faust_ext import recovery as faust_recovery
+from streams.worker.flows import experiment, ingest, scoring
+from streams.worker.flows.experiment import SharesHolder, follow_shares
+from streams.worker.runtime import Runtime
+from streams.worker.tables import bytes_table
 
 log = logging.getLogger(__name__)
 
 
 class App(faust.App):
-    """``faust.App`` with the recovery of :mod:`streams.faust_recovery`; Monitor optional.
+    """``faust.App`` with our table recovery (`faust_ext.recovery`); Monitor optional.
 
     Faust calls every sensor several times per message; its Monitor keeps
     counters and timings for Faust's web views, which the worker does not
@@ -35,7 +36,7 @@ class App(faust.App):
         super().__init__(app_id, TableManager=faust_recovery.SafeTableManager, **options)
 
     def _new_transport(self) -> TransportT:
-        """Faust's aiokafka transport, with the consumer of :mod:`streams.faust_recovery`."""
+        """Faust's aiokafka transport, with the consumer of `faust_ext.recovery`."""
         return faust_recovery.Transport(self.conf.broker_consumer, self)
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:

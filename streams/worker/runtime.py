@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from encoders.config import EncoderConfig
-from streams.catalog import Catalog
-from streams.model_thread import ModelThread
+from streams.worker.catalog import Catalog
+from streams.worker.model_thread import ModelThread
 
 if TYPE_CHECKING:
     from encoders.model import Recommender

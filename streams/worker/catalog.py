@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
-from encoders.records import InvalidRecord, Item, parse_item
-from streams.model_thread import ModelThread
+from streams.records.inputs import InvalidRecord, Item, parse_item
+from streams.worker.model_thread import ModelThread
 
 if TYPE_CHECKING:  # a worker without the scorer never loads torch
     from encoders.scorer import ItemIndex

@@ -3,7 +3,7 @@
 Events are replayed in time order (ties in log order) through the very
 functions the stream runs: `apply_event` -> `render_summary` ->
 `BatchScorer.recommend` in micro-batches (deduplicated by `latest_per_user`)
--> `streams.offers.price_items` with a `PriceMemory` (bounded per user like the
+-> `pricing.offers.price_items` with a `PriceMemory` (bounded per user like the
 stream's ``shown_prices`` table). The demand simulator
 (`pricing.simulator`) then decides whether the user buys each offer; a
 purchase is credited through `pricing.experiments.attribute` to the latest
@@ -46,17 +46,18 @@ from typing import IO
 import orjson
 from tqdm import tqdm
 
-from encoders.behaviour import StateConfig, UserState, apply_with_catalog, render_summary
-from encoders.records import Event, InvalidRecord, Item, parse_event, parse_item
+from encoders.behaviour import StateConfig, apply_with_catalog, render_summary
 from encoders.scorer import BatchScorer
 from pricing.config import CONTROL_ARM, Guardrails, PricingConfig
 from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
+from pricing.offers import price_items
 from pricing.policy import Decision
+from pricing.shown_prices import DEFAULT_PER_USER, PriceMemory, ShownPrice
 from pricing.simulator import DemandConfig, TrueInterest, buys
-from streams.batching import ScoringRequest, latest_per_user
-from streams.offers import price_items
-from streams.scoring import recommendation_record
-from streams.shown_prices import DEFAULT_PER_USER, PriceMemory, ShownPrice
+from streams.records.inputs import Event, InvalidRecord, Item, parse_event, parse_item
+from streams.records.outputs import recommendation_record
+from streams.records.scoring import ScoringRequest, latest_per_user
+from streams.records.user_state import UserState
 
 
 @dataclass(frozen=True)

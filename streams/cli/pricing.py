@@ -1,7 +1,7 @@
 """``recprice ab-report`` and ``recprice backtest``: measure the pricing experiment.
 
 ``backtest`` replays an event log through the production pricing path with
-simulated buyers (`streams.backtest`); ``ab-report`` turns its output folder, a
+simulated buyers (`streams.offline.backtest`); ``ab-report`` turns its output folder, a
 demo folder or the price-updates topic into ``report.md`` and PNG plots
 (`pricing.report`). State, encoder and pricing shapes come from the same
 settings object the worker uses (``RECPRICE__STATE__*``, ``RECPRICE__PRICING__*``).
@@ -86,9 +86,8 @@ KAFKA_SOURCES = {
 
 def _dump_topics(folder: Path, bootstrap: str | None, prefix: str | None, idle: float) -> None:
     """Copy the price-updates topic (and outcomes and bandit shares, if present) into files."""
-    # Imported here: streams.cli imports the module that calls register().
-    from streams.cli import load_settings
-    from streams.io import read_topic
+    from streams.cli.options import load_settings
+    from streams.offline.kafka_io import read_topic
 
     settings = load_settings(bootstrap, prefix)
     known = type(settings.topics).model_fields
@@ -154,7 +153,7 @@ def backtest(
     from encoders.config import EncoderConfig
     from encoders.scorer import BatchScorer
     from pricing.simulator import DemandConfig
-    from streams.backtest import (
+    from streams.offline.backtest import (
         BacktestConfig,
         read_jsonl_events,
         read_jsonl_items,

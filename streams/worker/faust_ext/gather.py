@@ -8,7 +8,7 @@ idle window came on top of every forward pass at half load.
 :func:`gather` keeps adding values (up to ``max_batch``) while the caller
 handles the previous batch, and yields a batch as soon as it is full or its
 oldest value has waited ``within``. Each value comes with its Kafka event, so
-the caller can act for that event's partition (`streams.current_event`).
+the caller can act for that event's partition (`streams.worker.faust_ext.current_event`).
 Like ``take()``, it acks a batch's events only when the caller asks for the
 next batch, so nothing is committed before the loop body that handled it has
 returned (at-least-once); unlike ``take()`` it does not ack a batch whose

@@ -45,7 +45,7 @@ def check_versions(installed: Callable[[str], str] = version) -> None:
     if wrong:
         found = ", ".join(f"{name} {got} (pinned {PINNED[name]})" for name, got in wrong.items())
         raise RuntimeError(
-            f"streams.faust_recovery patches Faust's recovery for pinned versions only; "
+            f"streams.worker.faust_ext.recovery patches Faust's recovery for pinned versions only; "
             f"found {found}: re-check the patch against the new sources before changing the pins"
         )
 

@@ -1,4 +1,4 @@
-"""``recprice bench``: throughput and latency against the encoder's own limit (issue 5).
+"""``recprice bench``: throughput and latency against the encoder's own limit.
 
 The measurements live in ``bench/`` beside the packages (see bench/RESULTS.md);
 they need the local broker, which this command starts when nothing answers.
@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def bench(
@@ -25,7 +23,7 @@ def bench(
 ) -> None:
     """Benchmark encoder, scorer, micro-batching, ingest, end to end and state size."""
     from bench.run import FULL, QUICK, default_out, run_bench
-    from streams.local import answers, start_local_broker
+    from streams.offline.local import answers, start_local_broker
     from streams.settings import Settings
 
     server = bootstrap or Settings().kafka.bootstrap

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import IllegalStateError, KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
-from streams.replay import LogRecord
+from streams.offline.replay import LogRecord
 
 # Kafka timestamps are signed 64-bit; kafka-python accepts a wider one on send()
 # and its sender thread then stops, so nothing more would ever be delivered.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from encoders.behaviour import UserState, state_from_obj, state_to_obj
+from streams.records.user_state import UserState, state_from_obj, state_to_obj
 
 
 @dataclass(frozen=True)

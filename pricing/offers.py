@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from encoders.records import Item
 from pricing.config import PricingConfig
 from pricing.experiments import assign_arm
 from pricing.policy import Decision, PricedItem, decide, interest_from_scores
-from streams.shown_prices import ShownPrice
+from pricing.shown_prices import ShownPrice
+from streams.records.inputs import Item
 
 
 def price_items(
@@ -26,7 +26,7 @@ def price_items(
 ) -> tuple[str, tuple[Decision, ...]]:
     """Assign the user's arm and price every ranked item within its bounds (and cool-down).
 
-    ``previous`` is the user's last shown price per item (see `streams.shown_prices`).
+    ``previous`` is the user's last shown price per item (see `pricing.shown_prices`).
     """
     arm_name = assign_arm(config.experiment_id, user_id, config.control_share, shares)
     arm = config.arm_by_name(arm_name)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BROKER_SCRIPT = ROOT / "deploy" / "broker.sh"
 
 

@@ -12,13 +12,20 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from encoders.behaviour import UserState, apply_with_catalog, render_summary
-from encoders.movielens import convert
-from encoders.records import Event, InvalidRecord, Item, parse_event
-from streams.collect import TopicCollector, latest_recommendations
-from streams.io import Refusal, producer, send_log
-from streams.local import answers, spawn_worker, start_local_broker, stop_local_broker, stop_worker
-from streams.replay import read_log
+from encoders.behaviour import apply_with_catalog, render_summary
+from streams.offline.collect import TopicCollector, latest_recommendations
+from streams.offline.kafka_io import Refusal, producer, send_log
+from streams.offline.local import (
+    answers,
+    spawn_worker,
+    start_local_broker,
+    stop_local_broker,
+    stop_worker,
+)
+from streams.offline.movielens import convert
+from streams.offline.replay import read_log
+from streams.records.inputs import Event, InvalidRecord, Item, parse_event
+from streams.records.user_state import UserState
 from streams.settings import Settings
 from streams.topics import create_topics
 
@@ -65,7 +72,7 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
         items = {
             i["item_id"]: i for i in map(orjson.loads, data.items_path.read_bytes().splitlines())
         }
-        from encoders.records import item_from_dict
+        from streams.records.inputs import item_from_dict
 
         catalog = {k: item_from_dict(v) for k, v in items.items()}
         valid = []

@@ -10,7 +10,7 @@ it returns once the broker has acknowledged every output record
 
 The prices each user was last shown, which the max-step and cool-down bounds
 start from, live in the ``shown_prices`` table (key user_id, a bounded map
-per user, `streams.shown_prices`). The scoring requests are keyed by user and
+per user, `pricing.shown_prices`). The scoring requests are keyed by user and
 partitioned like the table, so a user's map is recovered from its changelog
 by whichever worker owns the user after a restart or a rebalance. A batch's
 maps reach the changelog before its prices are published: a crash in between
@@ -33,39 +33,19 @@ from faust.types import EventT
 
 from encoders.behaviour import StateConfig, render_summary
 from pricing.config import PricingConfig
+from pricing.offers import price_items
 from pricing.policy import Decision
-from streams.batching import ScoringRequest, latest_per_user
-from streams.catalog import Catalog
-from streams.current_event import acting_for
-from streams.delivery import deliver
-from streams.experiment import SharesHolder
-from streams.gather import gather
-from streams.model_thread import ModelThread
-from streams.offers import price_items
+from pricing.shown_prices import ShownPrice, remember_shown, shown_from_bytes, shown_to_bytes
+from streams.records.outputs import recommendation_record
+from streams.records.scoring import ScoringRequest, latest_per_user
 from streams.settings import ScorerSettings
-from streams.shown_prices import ShownPrice, remember_shown, shown_from_bytes, shown_to_bytes
-from streams.tables import bytes_table
-
-
-def recommendation_record(
-    request: ScoringRequest,
-    ranked: Sequence[tuple[str, float]],
-    model_version: str,
-    now_ms: int,
-) -> dict[str, Any]:
-    """Return the recommendation record (docs/architecture.md, "Records")."""
-    return {
-        "user_id": request.user_id,
-        "items": [
-            {"item_id": item_id, "score": round(score, 6), "rank": rank}
-            for rank, (item_id, score) in enumerate(ranked, start=1)
-        ],
-        "model_version": model_version,
-        "state_version": request.state.version,
-        "trigger_event_id": request.trigger_event_id,
-        "ts": now_ms,
-        "latency_ms": max(now_ms - request.received_ms, 0),
-    }
+from streams.worker.catalog import Catalog
+from streams.worker.faust_ext.current_event import acting_for
+from streams.worker.faust_ext.delivery import deliver
+from streams.worker.faust_ext.gather import gather
+from streams.worker.flows.experiment import SharesHolder
+from streams.worker.model_thread import ModelThread
+from streams.worker.tables import bytes_table
 
 
 def audit_record(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from encoders.records import Event, Item
+from streams.records.inputs import Event, Item
 
 PURCHASE_MIN_RATING = 4.0
 

@@ -1,0 +1,1 @@
+"""The ``recprice`` command line: one module per command group, composed by ``main``."""

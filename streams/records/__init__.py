@@ -1,0 +1,1 @@
+"""The records that cross a boundary (topics, tables, files): one typed class each."""

@@ -1,0 +1,1 @@
+"""The Faust worker: the app, its tables, its flows and the helpers they run on."""

@@ -1,0 +1,1 @@
+"""The worker's flows: ingest, scoring and the pricing experiment."""
