@@ -38,7 +38,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from encoders.model import pretrained_dir
-from encoders.movielens import bundled_dir
+from streams.offline.movielens import bundled_dir
 
 kit = Path(sys.argv[1])
 source, minilm = pretrained_dir(), kit / "minilm"
