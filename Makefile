@@ -52,7 +52,7 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check streams encoders pricing bench tests
 	$(VENV)/bin/ruff format --check streams encoders pricing bench tests
-	$(VENV)/bin/mypy streams encoders pricing
+	$(VENV)/bin/mypy streams encoders pricing bench
 	$(VENV)/bin/lint-imports
 
 stop: cluster-stop
