@@ -2,11 +2,11 @@
 
 The events are produced before the worker starts, so the producer never
 competes with the worker and start-up is not counted. The agent writes one
-scoring request per user per batch, carrying how many events it covers;
-once the worker's group has committed every event, the rate is the sum of
-those counts over the time between the first and the last request (broker
-timestamps). With the scorer off the worker loads no model and keeps the
-catalogue's items for ingest without embedding them.
+scoring request per user per batch; once the worker's group has committed
+every event, the rate is the events it consumed (its committed offsets) over
+the time between the first and the last request (broker timestamps). With
+the scorer off the worker loads no model and keeps the catalogue's items for
+ingest without embedding them.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def run_ingest(
             requests = dep.read("scoring")
             if not requests:
                 raise RuntimeError(f"ingest produced nothing:\n{dep.log_tail()}")
-            processed = sum(int(str(obj.get("events", 1))) for _, obj in requests)
+            processed = dep.consumed("events")
             stamps = [ts for ts, _ in requests]
             first, last = min(stamps), max(stamps)
             dlq = dep.count("dlq")

@@ -116,22 +116,31 @@ class Deployment:
             self._check_workers()
             time.sleep(0.5)
 
-    def wait_consumed(self, name: str, timeout_s: float) -> bool:
-        """Poll until the app's consumer group has committed every record of ``name``."""
+    def committed(self, name: str) -> dict[TopicPartition, int]:
+        """The app's consumer group's committed offset of each partition of ``name`` (0: none)."""
         group = self.settings.app_id
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="recprice-bench")
         try:
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                ends = self._end_offsets(name)
-                done = admin.list_group_offsets({group: list(ends)}).get(group, {})
-                if all(tp in done and done[tp].offset >= end for tp, end in ends.items()):
-                    return True
-                self._check_workers()
-                time.sleep(0.5)
-            return False
+            done = admin.list_group_offsets({group: self._partitions(name)}).get(group, {})
         finally:
             admin.close()
+        return {tp: max(done[tp].offset, 0) if tp in done else 0 for tp in self._partitions(name)}
+
+    def consumed(self, name: str) -> int:
+        """Records of ``name`` the app has consumed and committed (from offset 0 on)."""
+        return sum(self.committed(name).values())
+
+    def wait_consumed(self, name: str, timeout_s: float) -> bool:
+        """Poll until the app's consumer group has committed every record of ``name``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ends = self._end_offsets(name)
+            done = self.committed(name)
+            if all(done[tp] >= end for tp, end in ends.items()):
+                return True
+            self._check_workers()
+            time.sleep(0.5)
+        return False
 
     def read(self, name: str) -> list[tuple[int, dict[str, object]]]:
         """Every record of a topic as (broker timestamp ms, JSON object)."""

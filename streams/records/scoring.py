@@ -26,8 +26,6 @@ class ScoringRequest:
     received_ms: int
     """Wall-clock time the ingest agent took the event: latency counts from here,
     since a replayed event's own ``ts`` lies in the past."""
-    events: int = 1
-    """Input events of this user that the ingest batch behind this request took."""
 
     def to_bytes(self) -> bytes:
         """Serialize for the scoring topic."""
@@ -37,7 +35,6 @@ class ScoringRequest:
                 "trigger_event_id": self.trigger_event_id,
                 "event_ts": self.event_ts,
                 "received_ms": self.received_ms,
-                "events": self.events,
                 "state": state_to_obj(self.state),
             }
         )
@@ -52,7 +49,6 @@ class ScoringRequest:
             trigger_event_id=obj["trigger_event_id"],
             event_ts=obj["event_ts"],
             received_ms=obj["received_ms"],
-            events=obj.get("events", 1),
         )
 
 

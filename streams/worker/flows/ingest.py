@@ -136,7 +136,6 @@ def register(
                         result.trigger.event_id,
                         result.trigger.ts,
                         received_ms,
-                        events=len(group),
                     )
                     records.append((scoring_topic, key, request.to_bytes()))
             await deliver(app, records)
