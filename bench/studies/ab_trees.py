@@ -1,6 +1,6 @@
 """Before/after: the ingest and end-to-end benchmarks of two source trees, alternating.
 
-``python -m bench.ab_trees BEFORE_DIR AFTER_DIR [--events N] [--rounds R]``,
+``python -m bench.studies.ab_trees BEFORE_DIR AFTER_DIR [--events N] [--rounds R]``,
 e.g. with ``git worktree add /tmp/before <commit>``. Each measurement runs
 in a fresh interpreter rooted at its tree (its own ``bench`` code, and its
 own worker via ``python -m streams``), on the broker of the current settings.

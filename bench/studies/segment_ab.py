@@ -1,6 +1,6 @@
 """Before/after of the events topic's size-only rolling, on the ingest benchmark.
 
-Run as ``python -m bench.segment_ab [--events N] [--rounds R] [--bootstrap HOST:PORT]``
+Run as ``python -m bench.studies.segment_ab [--events N] [--rounds R] [--bootstrap HOST:PORT]``
 with the local broker up. Each round runs :func:`bench.ingest.run_ingest` twice
 on the same MovieLens events, alternating: first with the events topic created
 with Kafka's default ``segment.ms`` (before), then as ``recprice topics create``

@@ -1,6 +1,6 @@
 """bf16 against float32 on the scorer path: speed, alternating batch by batch, and top-10 agreement.
 
-Run it on its own (``python -m bench.precision``): serving stays float32 on
+Run it on its own (``python -m bench.studies.precision``): serving stays float32 on
 CPU by default, and this says what switching to bf16 buys and what it changes.
 """
 

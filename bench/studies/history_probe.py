@@ -7,7 +7,7 @@ product with output embeddings plus a bias, full softmax. Same split as
 ``recprice train`` (last interaction = test, second to last = validation),
 history excluded from the ranking, NDCG@10/HR@10 from :mod:`encoders.metrics`.
 
-    python -m bench.history_probe --events data/ml/events.jsonl --k 8,20
+    python -m bench.studies.history_probe --events data/ml/events.jsonl --k 8,20
 """
 
 from __future__ import annotations

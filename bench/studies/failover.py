@@ -1,6 +1,6 @@
 """Recovery time after a worker is SIGKILLed, with and without standby table replicas.
 
-    python -m bench.failover --bootstrap 127.0.0.1:19092 [--users 6000] [--rounds 2]
+    python -m bench.studies.failover --bootstrap 127.0.0.1:19092 [--users 6000] [--rounds 2]
 
 Three workers share the partitions and every user gets one state. Then one
 worker is SIGKILLed and, at once, one new event per probe user is sent. A
