@@ -7,7 +7,8 @@ the rate is taken between the first and the last scored batch. Right after
 the worker stops, the scorer-only reference scores the same users' states
 through :mod:`bench.scorer` at the worker's batch size, in this process, so
 the two rates of a round are measured a minute apart at most: this machine's
-speed drifts by 20% or more over a bench run. The full plan runs several
+speed drifts over a bench run (bench/RESULTS.md, "How each figure is
+measured"). The full plan runs several
 rounds, each with a fresh worker and topics, and reports the round with the
 median ratio. Latency: in the last round, after saturation, events are paced
 at half that round's rate, stamped with their send time, and measured to the
@@ -92,7 +93,7 @@ class E2EResult:
 
     @property
     def p99_target_ms(self) -> float:
-        """max_wait + 2x one batch's forward (the issue's latency bound).
+        """max_wait + 2x one batch's forward (the p99 bound of bench/RESULTS.md, "Targets").
 
         The forward time is the last round's: latency was measured on its worker.
         """
@@ -148,12 +149,14 @@ def _saturate(
     """Produce ``sat`` at once to a warmed-up worker; return (events/s, send ms per batch)."""
     now = int(time.time() * 1000)
     dep.send(
-        "events",
+        dep.topics.events,
         [(e.user_id.encode(), orjson.dumps(replace(e, ts=now).to_dict()), now) for e in sat],
     )
-    dep.wait_count("recommendations", 1 + len(sat), 600)
+    dep.wait_count(dep.topics.recommendations, 1 + len(sat), 600)
     stamped = [
-        (stamp, r) for stamp, r in dep.read("recommendations") if str(r["user_id"]).startswith("s")
+        (stamp, r)
+        for stamp, r in dep.read(dep.topics.recommendations)
+        if str(r["user_id"]).startswith("s")
     ]
     rate = batch_rate([int(r["ts"]) for _, r in stamped])  # type: ignore[call-overload]
     send_ms = send_span_ms(stamped)
@@ -196,7 +199,7 @@ def _half_load(
         ts = int(time.time() * 1000)
         sent_ms[event.event_id] = ts
         prod.send(
-            dep.topic("events"),
+            dep.topics.events.name,
             key=event.user_id.encode(),
             value=orjson.dumps(replace(event, ts=ts).to_dict()),
             timestamp_ms=ts,
@@ -204,9 +207,11 @@ def _half_load(
     prod.flush()
     prod.close()
     offered = ratio(len(paced), time.monotonic() - t0)
-    dep.wait_count("recommendations", already + len(paced), 600)
+    dep.wait_count(dep.topics.recommendations, already + len(paced), 600)
     late = [
-        (stamp, r) for stamp, r in dep.read("recommendations") if str(r["user_id"]).startswith("h")
+        (stamp, r)
+        for stamp, r in dep.read(dep.topics.recommendations)
+        if str(r["user_id"]).startswith("h")
     ]
     latencies = [float(stamp - sent_ms[str(r["trigger_event_id"])]) for stamp, r in late]
     own = [float(r["latency_ms"]) for _, r in late]  # type: ignore[arg-type]
@@ -250,9 +255,11 @@ def run_e2e(
                 dep.send_items(catalogue.values())
                 dep.start_worker({})
                 warm = synthetic_events(workload.events, catalogue, 1, "warm")[0]
-                dep.send("events", [(warm.user_id.encode(), orjson.dumps(warm.to_dict()), None)])
+                dep.send(
+                    dep.topics.events, [(warm.user_id.encode(), orjson.dumps(warm.to_dict()), None)]
+                )
                 started = time.monotonic()
-                if dep.wait_count("recommendations", 1, 600) < 1:
+                if dep.wait_count(dep.topics.recommendations, 1, 600) < 1:
                     raise RuntimeError(f"worker never recommended:\n{dep.log_tail()}")
                 log(
                     f"  round {round_no}/{rounds}: worker ready in "

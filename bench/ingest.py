@@ -93,19 +93,19 @@ def run_ingest(
         try:
             dep.create()
             dep.send_items(items)
-            sent = dep.send("events", event_records(events))
+            sent = dep.send(dep.topics.events, event_records(events))
             log(f"  produced {sent} events; starting an ingest-only worker")
             dep.start_worker({"RECPRICE__SCORER__ENABLED": "false"})
             started = time.monotonic()
-            if not dep.wait_consumed("events", timeout_s):
+            if not dep.wait_consumed(dep.topics.events, timeout_s):
                 raise RuntimeError(f"ingest did not finish in {timeout_s:.0f} s:\n{dep.log_tail()}")
-            requests = dep.read("scoring")
+            requests = dep.read(dep.topics.scoring)
             if not requests:
                 raise RuntimeError(f"ingest produced nothing:\n{dep.log_tail()}")
-            processed = dep.consumed("events")
+            processed = dep.consumed(dep.topics.events)
             stamps = [ts for ts, _ in requests]
             first, last = min(stamps), max(stamps)
-            dlq = dep.count("dlq")
+            dlq = dep.count(dep.topics.dlq)
             log(
                 f"  {processed}/{sent} events in {(last - first) / 1000:.1f} s, "
                 f"{len(requests)} scoring requests "
@@ -116,7 +116,7 @@ def run_ingest(
             dep.workers = []
             noop = run_noop(
                 bootstrap,
-                dep.topic("events"),
+                dep.topics.events.name,
                 sent,
                 root / "noop-data",
                 f"{dep.prefix}noop",

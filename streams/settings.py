@@ -50,15 +50,16 @@ class KafkaSettings(BaseModel):
         0.005,
         ge=0,
         le=1.0,
-        description="Producer batching delay (bench/RESULTS.md has its effect on ingest).",
+        description="Producer batching delay (its effect on ingest: bench/RESULTS.md, "
+        "'No producer linger').",
     )
     producer_max_batch_bytes: int = Field(
         524_288,
         ge=16_384,
         le=1_000_000,
-        description="Largest producer batch per partition (Kafka's default is 16 KiB): a "
-        "scored batch's ~1,400 output records go out in fewer requests, which halved the "
-        "time to send them (RESULTS.md). At most the broker's message.max.bytes (1 MB).",
+        description="Largest producer batch per partition, above Kafka's default so that a "
+        "scored batch's output records leave in fewer requests (bench/RESULTS.md, 'Producer "
+        "batches up to 512 KiB'). At most the broker's message.max.bytes (1 MB).",
     )
     commit_interval_s: float = Field(
         1.0, gt=0, le=60.0, description="Offset commit interval (bounds re-delivery on restart)."
@@ -76,7 +77,11 @@ class KafkaSettings(BaseModel):
 
 
 class TopicNames(BaseModel):
-    """Topic names; ``prefix`` isolates replays and tests from live topics."""
+    """Topic names; ``prefix`` isolates replays and tests from live topics.
+
+    `streams.topics.AppTopics` declares each topic once, with its full name and
+    how it is created: read the names from there.
+    """
 
     model_config = _FROZEN
 
@@ -102,10 +107,6 @@ class TopicNames(BaseModel):
         "experiment-shares", description="Bandit traffic shares and arm stats, full history."
     )
 
-    def name(self, topic: str) -> str:
-        """Return the full name of one of the fields above."""
-        return f"{self.prefix}{getattr(self, topic)}"
-
 
 class WorkerSettings(BaseModel):
     """One Faust worker process."""
@@ -127,12 +128,14 @@ class WorkerSettings(BaseModel):
     log_level: str = Field("warning", description="Faust/aiokafka log level.")
     event_loop: EventLoop = Field(
         "uvloop",
-        description="Worker event loop; uvloop runs Faust's per-message work faster (RESULTS.md).",
+        description="Worker event loop; uvloop runs Faust's per-message work faster "
+        "(bench/RESULTS.md, 'The worker on uvloop').",
     )
     faust_monitor: bool = Field(
         False,
         description="Keep Faust's Monitor sensor (per-message counters for its web views, "
-        "which the worker does not serve); it cost a no-op agent 7-15% of its rate.",
+        'which the worker does not serve); its cost: bench/RESULTS.md, "The worker without '
+        "Faust's Monitor sensor\".",
     )
 
 

@@ -1,81 +1,181 @@
-"""Explicit topic creation: every topic with the configured partitions.
+"""Every topic and table of the app, declared once, and their explicit creation.
 
-Auto-created topics would get the broker's default partition count and break
-co-partitioning of ``events`` and ``scoring-requests``.
+`AppTopics` and `AppTables` are the one declaration that ``recprice topics
+create``, the worker and the tests read: each topic's full name (from the
+``RECPRICE__TOPICS__*`` settings) and how it is created. Auto-created topics
+would get the broker's default partition count and break co-partitioning of
+``events`` and ``scoring-requests``, so every one is created here first.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields
 
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
 from streams.settings import KafkaSettings, Settings
 
-# Compacted: items are a table keyed by item_id; the newest version wins.
 COMPACTED = {"cleanup.policy": "compact"}
 KEEP_FOREVER = {"retention.ms": "-1"}
 # Kafka rolls a segment once the record timestamps in it span segment.ms (7 days
 # by default). Replays keep the original event times, so replaying months of
 # history in seconds rolls a segment for every simulated week; a fetch stops at a
-# segment's end, and Faust's consumer lost about 0.1 s at each (a Faust agent that
-# does nothing read a MovieLens replay at 4.9k instead of 13k events/s). The
-# events topic is kept forever, so time-based rolls buy nothing there: it rolls
-# by size only.
+# segment's end, and Faust's consumer lost time at each (bench/RESULTS.md, "Events
+# topic rolled by size"). The events topic is kept forever, so time-based rolls buy
+# nothing there: it rolls by size only.
 EVENT_TIME_SEGMENTS = {"segment.ms": str(100 * 365 * 24 * 3600 * 1000)}
-# Share snapshots are kept, not compacted: their history is the bandit's audit trail.
-COMPACTED_TOPICS = frozenset({"items"})
-SINGLE_PARTITION = frozenset({"experiment_events", "experiment_shares"})
-# Tables by name -> whether they live on one partition (changelogs are compacted,
-# never time-retained: recovery from a retention-trimmed changelog goes wrong).
-TABLES = {"user_state": False, "shown_prices": False, "last_offers": False, "arm_stats": True}
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One topic the app reads or writes: its full name and how it is created."""
+
+    field: str
+    """The `TopicNames` setting that names it (``RECPRICE__TOPICS__<FIELD>``)."""
+    name: str
+    """Full name: the settings' prefix, then that setting's value."""
+    single_partition: bool = False
+    """One partition, so that one worker sees every record (the experiment's counters)."""
+    compacted: bool = False
+    """The newest record per key wins (a table's changelog); otherwise records are kept forever."""
+    event_time_segments: bool = False
+    """Its records carry event times, so segments roll by size only (`EVENT_TIME_SEGMENTS`)."""
+
+    def partitions(self, kafka: KafkaSettings) -> int:
+        """Partitions to create it with."""
+        return 1 if self.single_partition else kafka.partitions
+
+    def configs(self) -> dict[str, str]:
+        """Topic-level configs to create it with (replication aside)."""
+        if self.compacted:
+            return dict(COMPACTED)
+        if self.event_time_segments:
+            return {**KEEP_FOREVER, **EVENT_TIME_SEGMENTS}
+        return dict(KEEP_FOREVER)
+
+
+@dataclass(frozen=True)
+class AppTopics:
+    """The app's topics under one settings' names; each attribute is named for its setting."""
+
+    events: Topic
+    items: Topic
+    recommendations: Topic
+    price_updates: Topic
+    dlq: Topic
+    scoring: Topic
+    purchases: Topic
+    offers: Topic
+    audit: Topic
+    outcomes: Topic
+    experiment_events: Topic
+    experiment_shares: Topic
+
+    @classmethod
+    def of(cls, settings: Settings) -> AppTopics:
+        """Declare every topic, named by ``settings.topics``."""
+        names = settings.topics
+
+        def topic(field: str, name: str, **layout: bool) -> Topic:
+            return Topic(field, f"{names.prefix}{name}", **layout)
+
+        return cls(
+            events=topic("events", names.events, event_time_segments=True),
+            # A table keyed by item_id: the newest version of an item wins.
+            items=topic("items", names.items, compacted=True),
+            recommendations=topic("recommendations", names.recommendations),
+            price_updates=topic("price_updates", names.price_updates),
+            dlq=topic("dlq", names.dlq),
+            scoring=topic("scoring", names.scoring),
+            purchases=topic("purchases", names.purchases),
+            offers=topic("offers", names.offers),
+            audit=topic("audit", names.audit),
+            outcomes=topic("outcomes", names.outcomes),
+            # One worker owns every arm's counters.
+            experiment_events=topic(
+                "experiment_events", names.experiment_events, single_partition=True
+            ),
+            # Kept, not compacted: the share history is the bandit's audit trail.
+            experiment_shares=topic(
+                "experiment_shares", names.experiment_shares, single_partition=True
+            ),
+        )
+
+    def all(self) -> tuple[Topic, ...]:
+        """Every topic, in declaration order."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def named(self, field: str) -> Topic | None:
+        """Return the topic of a `TopicNames` field given as text (a command line's), if any."""
+        return next((t for t in self.all() if t.field == field), None)
+
+
+@dataclass(frozen=True)
+class Table:
+    """One of the app's tables and its changelog topic (compacted, never time-retained)."""
+
+    name: str
+    """Faust's name for the table."""
+    changelog: str
+    """Faust's name for its changelog topic: ``<app id>-<table>-changelog``."""
+    single_partition: bool = False
+    """One partition, like the topic it is kept from."""
+
+    def partitions(self, kafka: KafkaSettings) -> int:
+        """Partitions of the table and its changelog."""
+        return 1 if self.single_partition else kafka.partitions
+
+
+@dataclass(frozen=True)
+class AppTables:
+    """The app's tables under one settings' app id."""
+
+    user_state: Table
+    shown_prices: Table
+    last_offers: Table
+    arm_stats: Table
+
+    @classmethod
+    def of(cls, settings: Settings) -> AppTables:
+        """Declare every table, its changelog named under ``settings.app_id``."""
+
+        def table(name: str, single_partition: bool = False) -> Table:
+            return Table(name, f"{settings.app_id}-{name}-changelog", single_partition)
+
+        return cls(
+            user_state=table("user_state"),
+            shown_prices=table("shown_prices"),
+            last_offers=table("last_offers"),
+            arm_stats=table("arm_stats", single_partition=True),
+        )
+
+    def all(self) -> tuple[Table, ...]:
+        """Every table, in declaration order."""
+        return tuple(getattr(self, f.name) for f in fields(self))
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
-    """Name -> create options of every topic the app reads or writes."""
+    """Name -> create options of every topic the app reads or writes, changelogs included."""
     kafka = settings.kafka
     replicas = replica_configs(kafka)
     specs: dict[str, dict[str, object]] = {}
-    fields = (
-        "events",
-        "items",
-        "recommendations",
-        "price_updates",
-        "dlq",
-        "scoring",
-        "purchases",
-        "offers",
-        "audit",
-        "outcomes",
-        "experiment_events",
-        "experiment_shares",
-    )
-    for field in fields:
-        # One partition: a single worker must own every arm's counters.
-        single = field in SINGLE_PARTITION
-        specs[settings.topics.name(field)] = {
-            "num_partitions": 1 if single else kafka.partitions,
+    for topic in AppTopics.of(settings).all():
+        specs[topic.name] = {
+            "num_partitions": topic.partitions(kafka),
             "replication_factor": kafka.replication,
-            "configs": {**topic_configs(field), **replicas},
+            "configs": {**topic.configs(), **replicas},
         }
-    for table, single in TABLES.items():
+    for table in AppTables.of(settings).all():
         # Faust would create these itself, but a just-created topic can be
         # missing from its metadata for a moment, which crashes the agent
         # that first writes the table (PartitionsMismatch with 0 partitions).
-        specs[changelog_topic(settings, table)] = {
-            "num_partitions": 1 if single else kafka.partitions,
+        specs[table.changelog] = {
+            "num_partitions": table.partitions(kafka),
             "replication_factor": kafka.replication,
             "configs": {**COMPACTED, **replicas},
         }
     return specs
-
-
-def topic_configs(field: str) -> dict[str, str]:
-    """Topic-level configs of one of the app's topics (by settings field name)."""
-    if field in COMPACTED_TOPICS:
-        return dict(COMPACTED)
-    if field == "events":
-        return {**KEEP_FOREVER, **EVENT_TIME_SEGMENTS}
-    return dict(KEEP_FOREVER)
 
 
 def replica_configs(kafka: KafkaSettings) -> dict[str, str]:
@@ -83,11 +183,6 @@ def replica_configs(kafka: KafkaSettings) -> dict[str, str]:
     if kafka.replication == 1:
         return {}  # the broker's default (1) already holds
     return {"min.insync.replicas": str(kafka.min_insync_replicas)}
-
-
-def changelog_topic(settings: Settings, table: str) -> str:
-    """Faust's name for a table's changelog topic."""
-    return f"{settings.app_id}-{table}-changelog"
 
 
 def create_topics(settings: Settings) -> list[str]:

@@ -15,7 +15,7 @@ from streams.offline.kafka_io import Refusal, producer, send_log
 from streams.offline.local import spawn_worker
 from streams.offline.replay import LogRecord
 from streams.settings import Settings, TopicNames
-from streams.topics import create_topics
+from streams.topics import AppTopics, Topic, create_topics
 
 # The same variable deploy/broker.sh reads, so `make test PORT=...` moves both.
 BOOTSTRAP = f"127.0.0.1:{os.environ.get('RECPRICE_BROKER_PORT', '19092')}"
@@ -56,25 +56,24 @@ class Pipeline:
             kafka={"bootstrap": self.bootstrap, **self.kafka}, topics=TopicNames(prefix=self.prefix)
         )
 
-    def topic(self, name: str) -> str:
-        return self.settings.topics.name(name)
+    @property
+    def topics(self) -> AppTopics:
+        return AppTopics.of(self.settings)
 
     def create(self) -> None:
         create_topics(self.settings)
 
-    def send(self, topic: str, objs: list[object], key_field: str = "user_id") -> None:
+    def send(self, topic: Topic, objs: list[object], key_field: str = "user_id") -> None:
         self._send_all(topic, records(objs, key_field))
 
-    def send_raw(self, topic: str, payloads: list[tuple[bytes | None, bytes]]) -> None:
+    def send_raw(self, topic: Topic, payloads: list[tuple[bytes | None, bytes]]) -> None:
         self._send_all(
             topic, [LogRecord(n, value, key, None) for n, (key, value) in enumerate(payloads, 1)]
         )
 
-    def _send_all(self, topic: str, log: list[LogRecord]) -> None:
+    def _send_all(self, topic: Topic, log: list[LogRecord]) -> None:
         refusals: list[Refusal] = []
-        summary = send_log(
-            partial(producer, self.bootstrap), self.topic(topic), log, refusals.append
-        )
+        summary = send_log(partial(producer, self.bootstrap), topic.name, log, refusals.append)
         assert not refusals and summary.sent == len(log), refusals
 
     def start_worker(

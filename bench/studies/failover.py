@@ -56,7 +56,7 @@ def wait_served(deployment: Deployment, users: set[str], timeout_s: float) -> di
     deadline = time.monotonic() + timeout_s
     while True:
         served: dict[str, int] = {}
-        for _, rec in deployment.read("recommendations"):
+        for _, rec in deployment.read(deployment.topics.recommendations):
             user = str(rec["user_id"])
             if user in users and rec["state_version"] == 2:
                 served[user] = min(served.get(user, int(rec["ts"])), int(rec["ts"]))  # type: ignore[call-overload]
@@ -84,10 +84,10 @@ def one_round(
         for n in range(WORKERS):
             deployment.start_worker({**env, "RECPRICE__WORKER__DATA_DIR": str(root / f"w{n}")})
         now = int(time.time() * 1000)
-        deployment.send("events", (event(u, 0, now) for u in range(users)))
-        if deployment.wait_count("recommendations", users, 600) < users:
+        deployment.send(deployment.topics.events, (event(u, 0, now) for u in range(users)))
+        if deployment.wait_count(deployment.topics.recommendations, users, 600) < users:
             raise RuntimeError(f"prefill did not finish:\n{deployment.log_tail()}")
-        if not deployment.wait_consumed("events", 120):
+        if not deployment.wait_consumed(deployment.topics.events, 120):
             raise RuntimeError("prefill events not committed")
         time.sleep(5)  # standbys catch up with the last changelog writes
         probes = [u * (users // PROBES) for u in range(PROBES)]
@@ -96,7 +96,7 @@ def one_round(
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         deployment.workers.remove(victim)
-        deployment.send("events", (event(u, 1, killed_ms) for u in probes))
+        deployment.send(deployment.topics.events, (event(u, 1, killed_ms) for u in probes))
         served = wait_served(deployment, {f"u{u}" for u in probes}, 300)
         waits = sorted((ts - killed_ms) / 1000 for ts in served.values())
         return {"max_s": waits[-1], "median_s": statistics.median(waits), "probes": len(waits)}

@@ -28,13 +28,17 @@ def produce(
 
     from streams.offline.kafka_io import producer, send_log
     from streams.offline.replay import log_records, read_log
+    from streams.topics import AppTopics
 
     if topic not in ("events", "items"):
         raise typer.BadParameter("--topic must be 'events' or 'items'")
     if record is not None and file is not None:
         raise typer.BadParameter("give either a record or --file, not both")
     settings = load_settings(bootstrap, prefix)
-    key_field = "user_id" if topic == "events" else "item_id"
+    topics = AppTopics.of(settings)
+    target, key_field = (
+        (topics.events, "user_id") if topic == "events" else (topics.items, "item_id")
+    )
     if file is not None:
         if not file.is_file():
             raise typer.BadParameter(f"{file} is not a file")
@@ -46,7 +50,7 @@ def produce(
         records = log_records(text.splitlines(), key_field)
     summary = send_log(
         partial(producer, settings.kafka.bootstrap),
-        settings.topics.name(topic),
+        target.name,
         records,
         lambda refusal: typer.echo(str(refusal), err=True),
     )
@@ -78,6 +82,7 @@ def replay(
 
     from streams.offline.kafka_io import producer, send_log
     from streams.offline.replay import Pacer, in_range, paced, read_log
+    from streams.topics import AppTopics
 
     if speed is not None and speed <= 0:
         raise typer.BadParameter("--speed must be positive")
@@ -92,7 +97,7 @@ def replay(
     with tqdm(paced(records, Pacer(speed)), unit="ev", desc="replay", disable=None) as bar:
         summary = send_log(
             partial(producer, settings.kafka.bootstrap),
-            settings.topics.name("events"),
+            AppTopics.of(settings).events.name,
             bar,
             lambda refusal: bar.write(str(refusal), file=sys.stderr),
         )
@@ -116,10 +121,11 @@ def tail(
 ) -> None:
     """Print records of an output topic as JSON lines."""
     from streams.offline.kafka_io import read_topic
+    from streams.topics import AppTopics
 
     settings = load_settings(bootstrap, prefix)
-    name = topic.replace("-", "_")
-    full = settings.topics.name(name) if name in type(settings.topics).model_fields else topic
+    declared = AppTopics.of(settings).named(topic.replace("-", "_"))
+    full = declared.name if declared is not None else topic
     if max_records is not None and max_records < 1:
         raise typer.BadParameter("--max must be at least 1")
     try:

@@ -20,6 +20,7 @@ from pricing.report import write_ab_report
 
 if TYPE_CHECKING:
     from encoders.model import Recommender
+    from streams.topics import AppTopics, Topic
 
 
 def _model(spec: str, seed: int) -> Recommender:
@@ -76,25 +77,25 @@ def ab_report(
         raise typer.Exit(1)
 
 
-# Output file -> settings topic field; price updates are required, the rest optional.
-KAFKA_SOURCES = {
-    "price_updates.jsonl": "price_updates",
-    "outcomes.jsonl": "outcomes",
-    "shares.jsonl": "experiment_shares",
-}
+def kafka_sources(topics: AppTopics) -> dict[str, Topic]:
+    """Output file -> the topic it copies; price updates are required, the rest optional."""
+    return {
+        "price_updates.jsonl": topics.price_updates,
+        "outcomes.jsonl": topics.outcomes,
+        "shares.jsonl": topics.experiment_shares,
+    }
 
 
 def _dump_topics(folder: Path, bootstrap: str | None, prefix: str | None, idle: float) -> None:
     """Copy the price-updates topic (and outcomes and bandit shares, if present) into files."""
     from streams.cli.options import load_settings
     from streams.offline.kafka_io import read_topic
+    from streams.topics import AppTopics
 
     settings = load_settings(bootstrap, prefix)
-    known = type(settings.topics).model_fields
-    for filename, field in KAFKA_SOURCES.items():
-        if field not in known:
-            continue
-        topic = settings.topics.name(field)
+    topics = AppTopics.of(settings)
+    for filename, source in kafka_sources(topics).items():
+        topic = source.name
         count = 0
         try:
             with (folder / filename).open("wb") as handle:
@@ -109,7 +110,7 @@ def _dump_topics(folder: Path, bootstrap: str | None, prefix: str | None, idle: 
                     count += 1
         except ValueError as exc:  # the topic does not exist
             (folder / filename).unlink(missing_ok=True)
-            if field == "price_updates":
+            if source is topics.price_updates:
                 raise typer.BadParameter(str(exc)) from None
             typer.echo(f"no {topic} topic: report without it")
             continue

@@ -27,7 +27,7 @@ from streams.offline.replay import read_log
 from streams.records.inputs import Event, InvalidRecord, Item, parse_event
 from streams.records.user_state import UserState
 from streams.settings import Settings
-from streams.topics import create_topics
+from streams.topics import AppTopics, create_topics
 
 # Shown in the DLQ file: a demo should show that bad input is kept, not lost.
 BAD_LINES = (
@@ -87,13 +87,14 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
             f"(+{len(BAD_LINES)} malformed records), {len(catalog)} items"
         )
         create_topics(settings)
+        topics = AppTopics.of(settings)
         connect = partial(producer, settings.kafka.bootstrap)
 
         def report(refusal: Refusal) -> None:
             console.print(str(refusal), markup=False)
 
         sent_items = send_log(
-            connect, settings.topics.name("items"), read_log(data.items_path, "item_id"), report
+            connect, topics.items.name, read_log(data.items_path, "item_id"), report
         )
         env = {
             "RECPRICE__KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
@@ -102,15 +103,13 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
         }
         worker = spawn_worker(env, out / "worker.log")
         try:
-            sent_events = send_log(
-                connect, settings.topics.name("events"), read_log(slice_path), report
-            )
+            sent_events = send_log(connect, topics.events.name, read_log(slice_path), report)
             console.print(
                 f"produced {sent_items.sent + sent_events.sent} records "
                 f"({sent_items.failed + sent_events.failed} failed, "
                 f"{sent_items.skipped + sent_events.skipped} skipped)"
             )
-            names = [settings.topics.name(t) for t in ("recommendations", "price_updates", "dlq")]
+            names = [t.name for t in (topics.recommendations, topics.price_updates, topics.dlq)]
             collector = TopicCollector(settings.kafka.bootstrap, names)
 
             def done() -> bool:

@@ -12,6 +12,7 @@ from mode import ServiceT
 
 from streams.records.dead_letter import dlq_record
 from streams.settings import Settings
+from streams.topics import AppTopics, Topic
 from streams.worker.catalog import follow_items
 from streams.worker.faust_ext import recovery as faust_recovery
 from streams.worker.flows import experiment, ingest, scoring
@@ -27,7 +28,8 @@ class App(faust.App):
 
     Faust calls every sensor several times per message; its Monitor keeps
     counters and timings for Faust's web views, which the worker does not
-    serve, so it is left out unless asked for (RESULTS.md has its cost).
+    serve, so it is left out unless asked for (its cost: bench/RESULTS.md,
+    "The worker without Faust's Monitor sensor").
     """
 
     def __init__(self, app_id: str, *, keep_monitor: bool, **options: Any) -> None:
@@ -81,14 +83,16 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         autodiscover=False,
     )
 
-    def topic(name: str, partitions: int = kafka.partitions) -> faust.TopicT:
-        return raw_topic(app, settings.topics.name(name), partitions=partitions)
+    topics = AppTopics.of(settings)
 
-    events = topic("events")
-    scoring_topic = topic("scoring")
-    recommendations = topic("recommendations")
-    price_updates = topic("price_updates")
-    dlq = topic("dlq")
+    def topic(declared: Topic) -> faust.TopicT:
+        return raw_topic(app, declared.name, partitions=declared.partitions(kafka))
+
+    events = topic(topics.events)
+    scoring_topic = topic(topics.scoring)
+    recommendations = topic(topics.recommendations)
+    price_updates = topic(topics.price_updates)
+    dlq = topic(topics.dlq)
 
     user_state = bytes_table(app, "user_state", kafka.partitions)
 
@@ -98,7 +102,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         log.warning("dead letter %s[%d]@%d: %s", source, partition, offset, error)
         await dlq.send(value=dlq_record(source, partition, offset, raw, error))
 
-    purchases = topic("purchases")
+    purchases = topic(topics.purchases)
     ingest.register(
         app,
         events,
@@ -110,14 +114,18 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         settings.ingest,
         dead_letter,
     )
-    experiment_events = topic("experiment_events", partitions=1)
-    experiment_shares = topic("experiment_shares", partitions=1)
+    experiment_events = topic(topics.experiment_events)
+    experiment_shares = topic(topics.experiment_shares)
     shares = SharesHolder(settings.pricing.initial_shares())
     if settings.scorer.enabled:
         if runtime.model is None:
             raise ValueError("the scorer is enabled but the runtime was built without a model")
         out = scoring.ScorerTopics(
-            recommendations, price_updates, topic("offers"), topic("audit"), experiment_events
+            recommendations,
+            price_updates,
+            topic(topics.offers),
+            topic(topics.audit),
+            experiment_events,
         )
         scoring.register(
             app,
@@ -131,14 +139,12 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             settings.scorer,
             kafka.partitions,
         )
-        offer_sources = raw_topic(
-            app, settings.topics.name("offers"), settings.topics.name("purchases")
-        )
+        offer_sources = raw_topic(app, topics.offers.name, topics.purchases.name)
         experiment.register(
             app,
             offer_sources,
-            settings.topics.name("offers"),
-            topic("outcomes"),
+            topics.offers.name,
+            topic(topics.outcomes),
             experiment_events,
             experiment_shares,
             settings.pricing,
@@ -149,14 +155,14 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
         @app.task
         async def shares_follower() -> None:
-            await follow_shares(shares, kafka.bootstrap, settings.topics.name("experiment_shares"))
+            await follow_shares(shares, kafka.bootstrap, topics.experiment_shares.name)
 
     @app.task
     async def catalog_follower() -> None:
         await follow_items(
             runtime.catalog,
             kafka.bootstrap,
-            settings.topics.name("items"),
+            topics.items.name,
             settings.scorer.catalog_refresh_s,
             dead_letter,
         )

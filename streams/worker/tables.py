@@ -11,7 +11,7 @@ def bytes_table(app: faust.App, name: str, partitions: int) -> TableT:
 
     Faust has no ``rocksdict://`` store scheme: its ``rocksdb://`` store picks
     rocksdict per table through this option. The changelog is created with
-    the topics (`streams.topics.TABLES`), compacted and never time-retained.
+    the topics (`streams.topics.AppTables`), compacted and never time-retained.
     """
     return app.Table(
         name,

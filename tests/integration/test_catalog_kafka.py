@@ -53,9 +53,9 @@ def test_items_are_embedded_only_when_the_catalogue_has_a_model(
 ):
     pipe = Pipeline(bootstrap, None, tmp_path)
     pipe.create()
-    pipe.send("items", list(ITEMS), key_field="item_id")
+    pipe.send(pipe.topics.items, list(ITEMS), key_field="item_id")
 
-    catalog = asyncio.run(follow(bootstrap, pipe.topic("items"), embed))
+    catalog = asyncio.run(follow(bootstrap, pipe.topics.items.name, embed))
 
     assert sorted(catalog.items) == [item["item_id"] for item in ITEMS]
     if embed:

@@ -12,7 +12,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from streams.offline.local import LocalCluster, partition_states, wait_in_sync
 from streams.settings import Settings, TopicNames
-from streams.topics import create_topics, topic_specs
+from streams.topics import AppTopics, create_topics, topic_specs
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -83,7 +83,7 @@ def test_with_the_events_leader_killed_acks_all_writes_go_on_and_it_rejoins_the_
     local_cluster: LocalCluster, settings: Settings
 ):
     bootstrap = settings.kafka.bootstrap
-    topic = settings.topics.name("events")
+    topic = AppTopics.of(settings).events.name
     before = wait_in_sync(bootstrap, topic)
     # The node that leads most of the events partitions.
     victim = Counter(p.leader for p in before.values()).most_common(1)[0][0]

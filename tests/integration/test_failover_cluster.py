@@ -87,7 +87,7 @@ def finish_replay(replay: subprocess.Popen[bytes]) -> str:
 def events_in_topic(pipe: Pipeline) -> int:
     consumer = KafkaConsumer(bootstrap_servers=pipe.bootstrap, group_id=None)
     try:
-        topic = pipe.topic("events")
+        topic = pipe.topics.events.name
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         return sum(consumer.end_offsets(tps).values())
     finally:
@@ -95,7 +95,7 @@ def events_in_topic(pipe: Pipeline) -> int:
 
 
 def wait_for_recommendations(pipe: Pipeline, min_count: int, timeout_s: float) -> None:
-    name = pipe.topic("recommendations")
+    name = pipe.topics.recommendations.name
     collector = TopicCollector(pipe.bootstrap, [name])
     ok = collector.until(lambda: len(collector.records[name]) >= min_count, timeout_s)
     collector.close()
@@ -111,7 +111,7 @@ def check_outputs(pipe: Pipeline, log: list[dict[str, object]], *, guards: bool)
     """
     items = catalogue()
     expected = expected_states(log, items)
-    name, prices = pipe.topic("recommendations"), pipe.topic("price_updates")
+    name, prices = pipe.topics.recommendations.name, pipe.topics.price_updates.name
     collector = TopicCollector(pipe.bootstrap, [name, prices])
 
     def done() -> bool:
@@ -158,7 +158,7 @@ def start_after_warm_up(pipe: Pipeline, log: list[dict[str, object]]) -> subproc
     """Start the workers, let them serve the first 100 events, then replay the rest paced."""
     for n in range(1, WORKERS + 1):
         pipe.start_worker(f"data-{n}", env=GUARDS)
-    pipe.send("events", log[:WARM_UP])
+    pipe.send(pipe.topics.events, log[:WARM_UP])
     wait_for_recommendations(pipe, 10, 120)
     replay = start_replay(pipe, log[WARM_UP:])
     time.sleep(3)
@@ -169,7 +169,7 @@ def start_after_warm_up(pipe: Pipeline, log: list[dict[str, object]]) -> subproc
 def test_a_worker_sigkilled_mid_replay_and_restarted_loses_nothing(cluster_pipe: Pipeline):
     pipe = cluster_pipe
     log = events(users=USERS, per_user=PER_USER, seed=21)
-    pipe.send("items", catalogue(), key_field="item_id")
+    pipe.send(pipe.topics.items, catalogue(), key_field="item_id")
     replay = start_after_warm_up(pipe, log)
     victim = pipe.workers[1]
     victim.kill()
@@ -185,10 +185,10 @@ def test_the_events_leader_broker_sigkilled_mid_replay_loses_nothing(
 ):
     pipe = cluster_pipe
     log = events(users=USERS, per_user=PER_USER, seed=22)
-    pipe.send("items", catalogue(), key_field="item_id")
+    pipe.send(pipe.topics.items, catalogue(), key_field="item_id")
     replay = start_after_warm_up(pipe, log)
     leaders = Counter(
-        p.leader for p in partition_states(pipe.bootstrap, pipe.topic("events")).values()
+        p.leader for p in partition_states(pipe.bootstrap, pipe.topics.events.name).values()
     )
     node = leaders.most_common(1)[0][0]
     local_cluster.kill_node(node)
@@ -198,4 +198,4 @@ def test_the_events_leader_broker_sigkilled_mid_replay_loses_nothing(
         local_cluster.start_node(node)
     finish_replay(replay)
     check_outputs(pipe, log, guards=True)
-    wait_in_sync(pipe.bootstrap, pipe.topic("events"))
+    wait_in_sync(pipe.bootstrap, pipe.topics.events.name)

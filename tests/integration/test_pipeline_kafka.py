@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 
 def wait_for_users(pipe: Pipeline, expected: dict, extra_dlq: int = 0, timeout_s: float = 240):
-    names = [pipe.topic(t) for t in ("recommendations", "price_updates", "dlq")]
+    names = [
+        t.name for t in (pipe.topics.recommendations, pipe.topics.price_updates, pipe.topics.dlq)
+    ]
     collector = TopicCollector(pipe.bootstrap, names)
 
     def done() -> bool:
@@ -43,11 +45,11 @@ def wait_for_users(pipe: Pipeline, expected: dict, extra_dlq: int = 0, timeout_s
 def test_mixed_stream_dead_letters_exactly_the_bad_records(pipeline: Pipeline):
     items = catalogue()
     good = events()
-    pipeline.send("items", items, key_field="item_id")
+    pipeline.send(pipeline.topics.items, items, key_field="item_id")
     pipeline.start_worker()
-    pipeline.send("events", good[:40])
-    pipeline.send_raw("events", [(k, v) for k, v, _ in BAD])
-    pipeline.send("events", good[40:])
+    pipeline.send(pipeline.topics.events, good[:40])
+    pipeline.send_raw(pipeline.topics.events, [(k, v) for k, v, _ in BAD])
+    pipeline.send(pipeline.topics.events, good[40:])
     expected = expected_states(good, items)
     recs, prices, dlq = wait_for_users(pipeline, expected, extra_dlq=len(BAD))
 
@@ -55,7 +57,7 @@ def test_mixed_stream_dead_letters_exactly_the_bad_records(pipeline: Pipeline):
     by_raw = {raw_bytes(r): r for r in dlq}
     for _, value, reason in BAD:
         assert reason in by_raw[value]["error"]
-        assert by_raw[value]["topic"] == pipeline.topic("events")
+        assert by_raw[value]["topic"] == pipeline.topics.events.name
         assert isinstance(by_raw[value]["offset"], int)
 
     latest = latest_recommendations(recs)
@@ -94,9 +96,9 @@ def test_replaying_a_log_twice_gives_the_same_recommendations(
     second.create()
     try:
         for pipe in (pipeline, second):
-            pipe.send("items", items, key_field="item_id")
+            pipe.send(pipe.topics.items, items, key_field="item_id")
             pipe.start_worker()
-            pipe.send("events", log)
+            pipe.send(pipe.topics.events, log)
             recs, _, dlq = wait_for_users(pipe, expected)
             assert dlq == []
             finals.append(
@@ -116,7 +118,7 @@ def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipe
     import time
 
     items = catalogue()
-    pipeline.send("items", items, key_field="item_id")
+    pipeline.send(pipeline.topics.items, items, key_field="item_id")
     pipeline.start_worker()
     now = int(time.time() * 1000)
     users = [f"buyer{n}" for n in range(6)]
@@ -127,7 +129,7 @@ def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipe
             for u in users
         ],
     )
-    names = [pipeline.topic(t) for t in ("price_updates", "audit")]
+    names = [t.name for t in (pipeline.topics.price_updates, pipeline.topics.audit)]
     collector = TopicCollector(pipeline.bootstrap, names)
 
     def offered_and_audited() -> bool:
@@ -152,8 +154,8 @@ def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipe
         }
         for u in users
     ]
-    pipeline.send("events", purchases)
-    names = [pipeline.topic(t) for t in ("outcomes", "experiment_shares")]
+    pipeline.send(pipeline.topics.events, purchases)
+    names = [t.name for t in (pipeline.topics.outcomes, pipeline.topics.experiment_shares)]
     collector = TopicCollector(pipeline.bootstrap, names)
 
     def attributed() -> bool:

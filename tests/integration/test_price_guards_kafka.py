@@ -56,7 +56,9 @@ def wait_priced(
     pipe: Pipeline, collector: TopicCollector, expected: Mapping[str, UserState]
 ) -> None:
     """Until every user's newest state has its recommendation and all its price updates."""
-    recs, prices = (collector.records[pipe.topic(t)] for t in ("recommendations", "price_updates"))
+    recs, prices = (
+        collector.records[t.name] for t in (pipe.topics.recommendations, pipe.topics.price_updates)
+    )
 
     def done() -> bool:
         latest = latest_recommendations(recs)
@@ -80,7 +82,7 @@ def scoring_owners(pipe: Pipeline) -> list[set[int]]:
         admin.close()
     if group["group_state"] != "Stable":
         return []
-    topic = pipe.topic("scoring")
+    topic = pipe.topics.scoring.name
     return [
         {
             p
@@ -163,15 +165,15 @@ def test_prices_keep_their_guards_across_a_restart_or_a_move(
 ) -> None:
     items = catalogue()
     cooldown_of = {str(i["item_id"]): COOLDOWN_S if i["category"] == HELD else 0.0 for i in items}
-    pipeline.send("items", items, key_field="item_id")
-    names = [pipeline.topic(t) for t in ("recommendations", "price_updates")]
+    pipeline.send(pipeline.topics.items, items, key_field="item_id")
+    names = [t.name for t in (pipeline.topics.recommendations, pipeline.topics.price_updates)]
     collector = TopicCollector(pipeline.bootstrap, names)
     sent: list[dict[str, object]] = []
     try:
         first = pipeline.start_worker("data-a", env=GUARDS)
         for n in range(WAVES):
             sent += wave(n)
-            pipeline.send("events", wave(n))
+            pipeline.send(pipeline.topics.events, wave(n))
             wait_priced(pipeline, collector, expected_states(sent, items))
         if stop == "sigterm":
             stop_worker(first)
@@ -187,7 +189,7 @@ def test_prices_keep_their_guards_across_a_restart_or_a_move(
             assert all({u for u in users if partition_of(u) in parts} for parts in owners)
         for n in range(WAVES, 2 * WAVES):
             sent += wave(n)
-            pipeline.send("events", wave(n))
+            pipeline.send(pipeline.topics.events, wave(n))
             wait_priced(pipeline, collector, expected_states(sent, items))
         updates = collector.records[names[1]]
     finally:

@@ -63,7 +63,7 @@ def test_replay_sends_every_record_around_one_too_large_and_one_the_broker_refus
 ):
     pipe = Pipeline(bootstrap, None, tmp_path)
     pipe.create()
-    refuse_timestamps_an_hour_ahead(bootstrap, pipe.topic("events"))
+    refuse_timestamps_an_hour_ahead(bootstrap, pipe.topics.events.name)
     now = int(time.time() * 1000)
     events = [
         {"event_id": f"e{i}", "type": "click", "user_id": f"u{i % 7}", "item_id": "i1", "ts": now}
@@ -80,7 +80,7 @@ def test_replay_sends_every_record_around_one_too_large_and_one_the_broker_refus
     assert "line 100 skipped: [Error 10] MessageSizeTooLargeError" in result.stderr
     assert "line 200 failed: [Error 32] InvalidTimestampError" in result.stderr
     assert result.stdout.startswith("sent 298, failed 1, skipped 1, "), result.stdout
-    got = values(bootstrap, pipe.topic("events"))
+    got = values(bootstrap, pipe.topics.events.name)
     sent = [e for e in events if e["event_id"] not in {"e100", "e200"}]
     assert sorted(e["event_id"] for e in got) == sorted(e["event_id"] for e in sent)
     # Each user's events keep the log's order (a user is one partition).
@@ -110,5 +110,5 @@ def test_produce_file_sends_every_item_around_a_keyless_and_a_too_large_one(
     assert "line 10 failed: [Error 87] InvalidRecordError" in result.stderr
     assert "line 30 skipped: [Error 10] MessageSizeTooLargeError" in result.stderr
     assert result.stdout.startswith("sent 38, failed 1, skipped 1, "), result.stdout
-    got = sorted(item["item_id"] for item in values(bootstrap, pipe.topic("items")))
+    got = sorted(item["item_id"] for item in values(bootstrap, pipe.topics.items.name))
     assert got == sorted(f"i{k}" for k in range(1, 41) if k not in (10, 30))

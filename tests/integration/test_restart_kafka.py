@@ -22,7 +22,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streams.offline.collect import TopicCollector, latest_recommendations
 from streams.records.user_state import state_to_bytes
-from streams.topics import changelog_topic
+from streams.topics import AppTables
 from streams.worker.catalog import ITEM_VECTORS_FILE
 from tests.integration.data import catalogue, events, expected_states
 from tests.kafka_support import Pipeline
@@ -52,8 +52,7 @@ def group_lag(pipe: Pipeline) -> str:
     try:
         committed = admin.list_group_offsets(pipe.settings.app_id)[pipe.settings.app_id]
         lines = []
-        for name in ("events", "scoring"):
-            topic = pipe.topic(name)
+        for topic in (pipe.topics.events.name, pipe.topics.scoring.name):
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
             ends = consumer.end_offsets(tps)
             for tp in tps:
@@ -75,7 +74,7 @@ def events_committed_to_the_end(pipe: Pipeline) -> bool:
     consumer = KafkaConsumer(bootstrap_servers=pipe.bootstrap, group_id=None)
     try:
         committed = admin.list_group_offsets(pipe.settings.app_id)[pipe.settings.app_id]
-        topic = pipe.topic("events")
+        topic = pipe.topics.events.name
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         ends = consumer.end_offsets(tps)
         return all(
@@ -88,7 +87,7 @@ def events_committed_to_the_end(pipe: Pipeline) -> bool:
 
 def changelog_states(pipe: Pipeline) -> dict[str, bytes]:
     """Each user's newest state in the ``user_state`` changelog."""
-    changelog = changelog_topic(pipe.settings, "user_state")
+    changelog = AppTables.of(pipe.settings).user_state.changelog
     consumer = KafkaConsumer(
         bootstrap_servers=pipe.bootstrap, group_id=None, consumer_timeout_ms=3000
     )
@@ -121,7 +120,7 @@ def set_store_one_record_behind(data_dir: Path) -> tuple[Path, int]:
 
 
 def wait_for_final_states(pipe: Pipeline, expected: dict, timeout_s: float) -> None:
-    names = [pipe.topic("recommendations")]
+    names = [pipe.topics.recommendations.name]
     collector = TopicCollector(pipe.bootstrap, names)
 
     def done() -> bool:
@@ -147,7 +146,7 @@ def wait_for_final_states(pipe: Pipeline, expected: dict, timeout_s: float) -> N
 
 
 def first_recommendation(pipe: Pipeline, timeout_s: float) -> None:
-    names = [pipe.topic("recommendations")]
+    names = [pipe.topics.recommendations.name]
     collector = TopicCollector(pipe.bootstrap, names)
     ok = collector.until(lambda: bool(collector.records[names[0]]), timeout_s)
     collector.close()
@@ -161,13 +160,13 @@ def test_sigkill_before_the_first_commit_then_restart_loses_nothing(
 ):
     items = catalogue()
     log = events(users=14, per_user=20, seed=100 + round_no)
-    pipeline.send("items", items, key_field="item_id")
+    pipeline.send(pipeline.topics.items, items, key_field="item_id")
     first = pipeline.start_worker("data-a", env=NO_COMMIT)
-    pipeline.send("events", log[:150])
+    pipeline.send(pipeline.topics.events, log[:150])
     first_recommendation(pipeline, 120)
     first.kill()
     first.wait()
-    pipeline.send("events", log[150:] + log[:40])  # the first 40 again: duplicates
+    pipeline.send(pipeline.topics.events, log[150:] + log[:40])  # the first 40 again: duplicates
 
     data_dir = "data-b" if variant == "empty-data-dir" else "data-a"
     if variant == "store-one-record-behind":

@@ -50,21 +50,21 @@ def test_a_replay_of_five_weeks_of_events_stays_in_one_segment_with_its_timestam
     refusals: list[object] = []
     sent = 0
     for record in records(events):
-        sent += send_log(connect, pipe.topic("events"), [record], refusals.append).sent
+        sent += send_log(connect, pipe.topics.events.name, [record], refusals.append).sent
         # A topic with Kafka's default roll time, as the control.
-        sent += send_log(connect, pipe.topic("recommendations"), [record], refusals.append).sent
+        sent += send_log(connect, pipe.topics.recommendations.name, [record], refusals.append).sent
     assert refusals == [] and sent == 2 * days
 
     # The control shows the broker really rolls on event time (every 7 days)...
-    assert most_segments(bootstrap, pipe.topic("recommendations")) >= days // 7
+    assert most_segments(bootstrap, pipe.topics.recommendations.name) >= days // 7
     # ...and the events topic does not, so a consumer reads it in long fetches.
-    assert most_segments(bootstrap, pipe.topic("events")) == 1
+    assert most_segments(bootstrap, pipe.topics.events.name) == 1
 
     # The original event times are kept on the records (DESIGN: replay keeps them).
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=10_000)
     partitions = [
-        TopicPartition(pipe.topic("events"), p)
-        for p in consumer.partitions_for_topic(pipe.topic("events"))
+        TopicPartition(pipe.topics.events.name, p)
+        for p in consumer.partitions_for_topic(pipe.topics.events.name)
     ]
     consumer.assign(partitions)
     consumer.seek_to_beginning()

@@ -24,11 +24,11 @@ def test_stream_with_pretrained_minilm_matches_offline_scorer(bootstrap: str, tm
     pipe = Pipeline(bootstrap, model_dir=None, root=tmp_path)  # type: ignore[arg-type]
     pipe.create()
     try:
-        pipe.send("items", items, key_field="item_id")
+        pipe.send(pipe.topics.items, items, key_field="item_id")
         pipe.start_worker()
-        pipe.send("events", log)
+        pipe.send(pipe.topics.events, log)
         expected = expected_states(log, items)
-        name = pipe.topic("recommendations")
+        name = pipe.topics.recommendations.name
         collector = TopicCollector(bootstrap, [name])
 
         def done() -> bool:

@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from streams.cli.main import app
 from streams.cli.options import load_settings
+from streams.topics import AppTopics
 
 runner = CliRunner()
 
@@ -35,7 +36,7 @@ def test_flags_override_settings_and_bounds_are_checked(monkeypatch: pytest.Monk
     monkeypatch.setenv("RECPRICE__SCORER__MAX_BATCH", "7")
     settings = load_settings("127.0.0.1:1234", "p-")
     assert settings.kafka.bootstrap == "127.0.0.1:1234"
-    assert settings.topics.name("events") == "p-events"
+    assert AppTopics.of(settings).events.name == "p-events"
     assert settings.scorer.max_batch == 7
     monkeypatch.setenv("RECPRICE__SCORER__MAX_BATCH", "0")
     with pytest.raises(ValueError, match="max_batch"):

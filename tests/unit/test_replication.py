@@ -10,7 +10,7 @@ import streams.cli.main
 import streams.cli.worker
 from streams.offline.local import LocalCluster
 from streams.settings import KafkaSettings, Settings
-from streams.topics import changelog_topic, topic_specs
+from streams.topics import AppTables, topic_specs
 from streams.worker.app import create_app
 from streams.worker.catalog import Catalog
 from streams.worker.runtime import Runtime
@@ -29,7 +29,7 @@ def test_min_insync_replicas_cannot_exceed_the_replication_factor():
 def test_every_replicated_topic_gets_min_insync_replicas_changelogs_included():
     settings = Settings(kafka=REPLICATED)
     specs = topic_specs(settings)
-    assert changelog_topic(settings, "user_state") in specs
+    assert AppTables.of(settings).user_state.changelog in specs
     for name, spec in specs.items():
         assert spec["replication_factor"] == 3, name
         configs = spec["configs"]
@@ -73,7 +73,7 @@ async def test_the_topics_faust_creates_itself_get_our_replication_factor():
     for topic in topics:
         await topic.declare()
     assert f"{settings.app_id}-__assignor-__leader" in recorder.created
-    assert changelog_topic(settings, "user_state") in recorder.created
+    assert AppTables.of(settings).user_state.changelog in recorder.created
     assert set(recorder.created.values()) == {3}
 
 

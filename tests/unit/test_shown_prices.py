@@ -23,7 +23,7 @@ from pricing.shown_prices import (
     shown_to_bytes,
 )
 from streams.settings import Settings
-from streams.topics import TABLES, changelog_topic
+from streams.topics import AppTables
 from streams.worker.app import create_app
 from streams.worker.faust_ext.gather import gather
 from streams.worker.flows.scoring import read_shown, write_shown
@@ -185,5 +185,5 @@ def test_every_table_of_the_app_has_its_changelog_created_with_the_topics(
     finally:
         runtime.model.executor.shutdown()
     assert {table.changelog_topic.get_topic_name() for table in app.tables.values()} == {
-        changelog_topic(settings, name) for name in TABLES
+        table.changelog for table in AppTables.of(settings).all()
     }
