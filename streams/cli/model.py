@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from encoders.dataset import Dataset, load_dataset
 from encoders.train_config import TrainConfig
+from streams.cli.config_flags import config_from_flags, with_config_flags
 
 if TYPE_CHECKING:
     from encoders.model import Recommender
 
-# The command's defaults are the config's: one source for the recipe.
-DEFAULTS = TrainConfig()
 EventsFile = Annotated[Path, typer.Option("--events", exists=True, help="events.jsonl")]
 ItemsFile = Annotated[Path, typer.Option("--items", exists=True, help="items.jsonl")]
 
@@ -38,7 +37,17 @@ def _dataset(events: Path, items: Path) -> Dataset:
     return dataset
 
 
+# Flags of earlier releases spelled unlike the field they set; they still work, unlisted.
+OLD_SPELLINGS = {
+    "--item-layers": "item_train_layers",
+    "--max-length": "user_max_length",
+    "--per-user": "max_train_per_user",
+}
+
+
+@with_config_flags(TrainConfig, OLD_SPELLINGS)
 def train(
+    ctx: typer.Context,
     events: EventsFile,
     items: ItemsFile,
     out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
@@ -46,60 +55,7 @@ def train(
         Path | None,
         typer.Option(help="Model directory to start from (default: bundled MiniLM)."),
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Upper bound on epochs.")] = DEFAULTS.epochs,
-    patience: Annotated[
-        int, typer.Option(help="Early-stopping patience (epochs).")
-    ] = DEFAULTS.patience,
-    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = DEFAULTS.batch_size,
-    encoder_lr: Annotated[float, typer.Option(help="Encoder learning rate.")] = DEFAULTS.encoder_lr,
-    head_lr: Annotated[float, typer.Option(help="Head learning rate.")] = DEFAULTS.head_lr,
-    train_layers: Annotated[
-        int, typer.Option(help="Top user-tower layers to fine-tune.")
-    ] = DEFAULTS.train_layers,
-    item_layers: Annotated[
-        int, typer.Option(help="Top item-tower layers to fine-tune; 0 = item tower frozen.")
-    ] = DEFAULTS.item_train_layers,
-    item_refresh: Annotated[
-        int, typer.Option(help="Steps between recomputing every cached item vector.")
-    ] = DEFAULTS.item_refresh,
-    item_negatives: Annotated[
-        int, typer.Option(help="Sampled negatives per step in the item tower's loss.")
-    ] = DEFAULTS.item_negatives,
-    max_length: Annotated[
-        int, typer.Option(help="Token budget of a summary.")
-    ] = DEFAULTS.user_max_length,
-    per_user: Annotated[
-        int, typer.Option(help="Most recent training examples per user; 0 = all.")
-    ] = DEFAULTS.max_train_per_user,
-    length_buckets: Annotated[
-        int,
-        typer.Option(help="Batches per length-sorted run (less padding per step); 0 = off."),
-    ] = DEFAULTS.length_buckets,
-    loss: Annotated[
-        str, typer.Option(help="full | sampled (in-batch + sampled, log-Q).")
-    ] = DEFAULTS.loss,
-    negatives: Annotated[
-        int, typer.Option(help="Sampled negatives per step.")
-    ] = DEFAULTS.negatives,
-    rating_weight: Annotated[
-        float, typer.Option(help="Weight of MSE on ratings.")
-    ] = DEFAULTS.rating_weight,
-    item_ids: Annotated[bool, typer.Option(help="Learned item-ID embedding.")] = DEFAULTS.item_ids,
-    item_bias: Annotated[bool, typer.Option(help="Learned item bias.")] = DEFAULTS.item_bias,
-    history: Annotated[
-        int, typer.Option(help="Recent items pooled into the user vector; 0 = summary only.")
-    ] = DEFAULTS.history,
-    id_dropout: Annotated[
-        float, typer.Option(help="Share of steps trained with the item-ID features off.")
-    ] = DEFAULTS.id_dropout,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = DEFAULTS.seed,
-    threads: Annotated[
-        int, typer.Option(help="torch CPU threads; 0 = default.")
-    ] = DEFAULTS.threads,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = DEFAULTS.device,
-    precision: Annotated[
-        str, typer.Option(help="auto (bf16 where the hardware has it) | bf16 | fp32")
-    ] = DEFAULTS.precision,
+    **flags: Any,
 ) -> None:
     """Fine-tune the two-tower recommender and write a model directory."""
     # torch and transformers load here, not when the command line starts.
@@ -107,36 +63,8 @@ def train(
     from encoders.training import save_trained
     from encoders.training import train as fit
 
-    try:
-        config = TrainConfig.model_validate(
-            {
-                "epochs": epochs,
-                "patience": patience,
-                "batch_size": batch_size,
-                "encoder_lr": encoder_lr,
-                "head_lr": head_lr,
-                "train_layers": train_layers,
-                "item_train_layers": item_layers,
-                "item_refresh": item_refresh,
-                "item_negatives": item_negatives,
-                "user_max_length": max_length,
-                "max_train_per_user": per_user,
-                "length_buckets": length_buckets,
-                "loss": loss,
-                "negatives": negatives,
-                "rating_weight": rating_weight,
-                "item_ids": item_ids,
-                "item_bias": item_bias,
-                "id_dropout": id_dropout,
-                "history": history,
-                "seed": seed,
-                "threads": threads,
-                "device": device,
-                "precision": precision,
-            }
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    # One option per TrainConfig field (streams.cli.config_flags), checked by the config.
+    config = config_from_flags(ctx, TrainConfig, flags, OLD_SPELLINGS)
     dataset = _dataset(events, items)
     result = fit(load_model_dir(base) if base else load_pretrained(), dataset, config)
     save_trained(result, dataset, config, out)
