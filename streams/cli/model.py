@@ -91,7 +91,7 @@ def evaluate(
 
     from encoders.evaluation import load_history, parity_check, run_evaluation
     from encoders.model import load_model_dir, load_pretrained
-    from encoders.report import write_report
+    from encoders.evaluation_report import write_evaluation_report
     from streams.settings import Settings
 
     if threads:
@@ -113,7 +113,9 @@ def evaluate(
         "valid": len(dataset.valid),
         "test": len(dataset.test),
     }
-    write_report(out, results, parity, load_history(model[0]), info, reference=next(iter(models)))
+    write_evaluation_report(
+        out, results, parity, load_history(model[0]), info, reference=next(iter(models))
+    )
     typer.echo((out / "report.md").read_text())
     if parity is not None and not parity["ok"]:
         raise typer.Exit(1)

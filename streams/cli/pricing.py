@@ -3,7 +3,7 @@
 ``backtest`` replays an event log through the production pricing path with
 simulated buyers (`streams.offline.backtest`); ``ab-report`` turns its output folder, a
 demo folder or the price-updates topic into ``report.md`` and PNG plots
-(`pricing.report`). State, encoder and pricing shapes come from the same
+(`pricing.ab_report`). State, encoder and pricing shapes come from the same
 settings object the worker uses (``RECPRICE__STATE__*``, ``RECPRICE__PRICING__*``).
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
-from pricing.report import write_ab_report
+from pricing.ab_report import write_ab_report
 
 if TYPE_CHECKING:
     from encoders.model import Recommender

@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pricing.report import wilson, write_ab_report
+from pricing.ab_report import wilson, write_ab_report
 from streams.cli.pricing import register
 
 

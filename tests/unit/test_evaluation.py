@@ -24,7 +24,7 @@ from encoders.metrics import (
     target_ranks,
 )
 from encoders.model import tiny_random_model
-from encoders.report import write_report
+from encoders.evaluation_report import write_evaluation_report
 from streams.records.inputs import Event, Item
 from streams.records.user_state import UserState
 
@@ -184,7 +184,7 @@ def test_run_evaluation_and_report(dataset, model, tmp_path):
     gap = results["popularity"]["test"]["ndcg@10"] - results["tiny"]["test"]["ndcg@10"]
     assert diff["ndcg@10"] == pytest.approx(gap)
     assert diff["ndcg@10_lo"] <= gap <= diff["ndcg@10_hi"]
-    write_report(
+    write_evaluation_report(
         tmp_path,
         results,
         {**vars(parity), "ok": parity.ok},

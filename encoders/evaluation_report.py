@@ -84,7 +84,7 @@ def plot_training(history: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(
+def write_evaluation_report(
     out: Path,
     results: dict[str, dict[str, dict[str, float]]],
     parity: dict[str, Any] | None,
