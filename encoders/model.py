@@ -31,7 +31,6 @@ from transformers import (
 MODEL_FILE = "recprice.json"
 HEAD_FILE = "head.safetensors"
 ITEMS_FILE = "items.json"
-INDEX_FILE = "item_index.safetensors"
 
 
 def pretrained_dir() -> Path:
@@ -294,8 +293,7 @@ def load_model_dir(path: Path) -> Recommender:
     history = int(head_state["recency"].shape[0]) if "recency" in head_state else 0
     dim = int(head_state["history_map"].shape[0]) if "history_map" in head_state else 0
     items_file = path / ITEMS_FILE
-    # items.json also names the precomputed index's rows; the head only
-    # needs them when it has item tables.
+    # items.json names the rows of the head's item tables, when it has them.
     has_table = n_items and items_file.is_file()
     item_ids = tuple(json.loads(items_file.read_text())["item_ids"]) if has_table else ()
     head = ScoringHead(
@@ -324,30 +322,9 @@ def save_model_dir(model: Recommender, path: Path) -> None:
         model.tokenizer.save_pretrained(str(path / name))
     head = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
     save_file(head, str(path / HEAD_FILE))
+    if model.head.item_ids:
+        (path / ITEMS_FILE).write_text(json.dumps({"item_ids": list(model.head.item_ids)}))
     (path / MODEL_FILE).write_text(json.dumps(model.spec.to_json(), indent=2))
-
-
-def save_item_index(
-    path: Path, item_ids: tuple[str, ...], embeddings: torch.Tensor, catalogue: str
-) -> None:
-    """Store the item tower's vectors for a catalogue, with its version, beside the model.
-
-    ``items.json`` also names the rows of the head's item bias and ID embedding.
-    """
-    vectors = embeddings.detach().float().cpu().contiguous()
-    save_file({"embeddings": vectors}, str(path / INDEX_FILE))
-    (path / ITEMS_FILE).write_text(
-        json.dumps({"catalogue_version": catalogue, "item_ids": list(item_ids)})
-    )
-
-
-def load_item_index(path: Path) -> tuple[tuple[str, ...], torch.Tensor, str] | None:
-    """Precomputed (item_ids, embeddings, catalogue version) of a model directory, if any."""
-    if not (path / INDEX_FILE).is_file() or not (path / ITEMS_FILE).is_file():
-        return None
-    meta = json.loads((path / ITEMS_FILE).read_text())
-    embeddings = load_file(str(path / INDEX_FILE))["embeddings"]
-    return tuple(meta["item_ids"]), embeddings, str(meta["catalogue_version"])
 
 
 def tiny_random_model(seed: int = 0, version: str = "tiny-random", history: int = 0) -> Recommender:

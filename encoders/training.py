@@ -48,11 +48,9 @@ from encoders.model import (
     ScoringHead,
     TextTower,
     history_rows,
-    save_item_index,
     save_model_dir,
 )
 from encoders.precision import autocast_for, uses_bf16
-from encoders.scorer import catalogue_version
 from encoders.train_config import TrainConfig
 
 HISTORY_FILE = "training.json"
@@ -538,19 +536,13 @@ def train(base: Recommender, dataset: Dataset, config: TrainConfig) -> TrainResu
 
 
 def save_trained(result: TrainResult, dataset: Dataset, config: TrainConfig, out: Path) -> None:
-    """Write the model directory, its item index and ``training.json`` (history, config)."""
+    """Write the model directory and ``training.json`` (history, config).
+
+    No item vectors: a worker embeds its catalogue with its own scorer (device,
+    number format) and keeps them in its data dir (:mod:`encoders.vector_cache`).
+    """
     model = result.model
     save_model_dir(model, out)
-    texts = dataset.item_texts()
-    ids = tuple(item_id for item_id, _ in texts)
-    vectors = encode_items(
-        model.item_tower,
-        model.tokenizer,
-        [t for _, t in texts],
-        config.item_max_length,
-        config.precision,
-    )
-    save_item_index(out, ids, vectors, catalogue_version(texts))
     (out / HISTORY_FILE).write_text(
         json.dumps(
             {

@@ -11,9 +11,9 @@ from encoders.dataset import build_dataset
 from encoders.evaluation import make_scorer, parity_check, rank_targets
 from encoders.layer_cache import freeze_below, lower_states, upper_forward
 from encoders.model import (
+    ITEMS_FILE,
     ScoringHead,
     history_rows,
-    load_item_index,
     load_model_dir,
     tiny_random_model,
 )
@@ -23,6 +23,7 @@ from encoders.training import (
     Candidates,
     TrainConfig,
     Trainer,
+    encode_items,
     epoch_batches,
     full_softmax_loss,
     sampled_softmax_loss,
@@ -46,6 +47,14 @@ def make_data(users: int = 6, length: int = 6):
             )
     events.sort(key=lambda e: e.ts)
     return build_dataset(events, items)
+
+
+def _item_vectors(model, data, config):
+    """The catalogue's vectors under the trained item tower, as the trainer computes them."""
+    texts = [text for _, text in data.item_texts()]
+    return encode_items(
+        model.item_tower, model.tokenizer, texts, config.item_max_length, config.precision
+    )
 
 
 TINY = dict(
@@ -221,8 +230,9 @@ def test_train_saves_loadable_model_that_serves_like_the_evaluator(tmp_path, los
     loaded = load_model_dir(tmp_path)
     assert loaded.spec.user_max_length == 24 and loaded.spec.item_ids
     assert loaded.head.item_ids == tuple(i.item_id for i in data.items)
-    ids, vectors, version = load_item_index(tmp_path)
-    assert len(ids) == vectors.shape[0] == len(data.items) and version
+    assert json.loads((tmp_path / ITEMS_FILE).read_text())["item_ids"] == list(loaded.head.item_ids)
+    # No item vectors beside the model: each worker embeds with its own scorer.
+    assert not list(tmp_path.glob("*index*"))
     history = json.loads((tmp_path / HISTORY_FILE).read_text())
     assert history["best_epoch"] == result.best_epoch
     # The reloaded model reproduces the best validation NDCG the trainer measured.
@@ -233,7 +243,8 @@ def test_train_saves_loadable_model_that_serves_like_the_evaluator(tmp_path, los
     assert ndcg(ranks) == pytest.approx(result.best_valid_ndcg, abs=1e-3)
     serving = BatchScorer(loaded, CPU)
     index = serving.build_index(data.item_texts())
-    assert torch.allclose(index.embeddings, vectors, atol=1e-5)
+    trained = _item_vectors(result.model, data, config)
+    assert torch.allclose(index.embeddings, trained, atol=1e-5)
 
 
 @pytest.mark.parametrize("buckets", [0, 2])
@@ -295,8 +306,8 @@ def test_item_tower_training_moves_its_top_layers_and_serves_from_them(tmp_path,
     save_trained(result, data, config, tmp_path)
     loaded = load_model_dir(tmp_path)
     assert not loaded.spec.shared_towers
-    # The stored index is the trained item tower's, and serving matches the evaluator.
-    ids, vectors, _ = load_item_index(tmp_path)
+    # The stored item tower is the trained one, and serving matches the evaluator.
+    vectors = _item_vectors(model, data, config)
     index = BatchScorer(loaded, CPU).build_index(data.item_texts())
     assert torch.allclose(index.embeddings, vectors, atol=1e-5)
     frozen = BatchScorer(base, CPU).build_index(data.item_texts())
