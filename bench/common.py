@@ -16,7 +16,8 @@ import orjson
 
 T = TypeVar("T")
 
-# Top-level keys every results file carries (issue 5), each measured in that run.
+# Top-level keys every results file carries (bench/RESULTS.md, "Summary"), each
+# measured in that run.
 REQUIRED_KEYS: tuple[str, ...] = (
     "device",
     "encoder_seq_per_s",
@@ -51,7 +52,8 @@ def median_by(rounds: Sequence[T], key: Callable[[T], float], what: str) -> T:
     """The round whose ``key`` is the median (the lower one of an even count).
 
     One real round, with its own companion figures beside it, rather than a
-    blend: on this shared machine single rounds moved by 20% or more.
+    blend: on a shared machine single rounds move a lot (bench/RESULTS.md, "How
+    each figure is measured").
     """
     if not rounds:
         raise ValueError(f"no {what}")

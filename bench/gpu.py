@@ -4,7 +4,7 @@ Run as ``python -m bench.gpu [--model DIR] [--movielens DIR] [--out FILE]``.
 It measures the raw user tower, the production scoring path (summary ->
 tokenize -> forward -> top-K -> prices) and micro-batching against one user
 at a time, on CUDA in bf16 when there is a GPU (float32 on CPU), and checks
-issue 5's GPU targets. ``deploy/gpu_kit.sh`` packs what the GPU machine
+the GPU targets (bench/RESULTS.md, "Targets"). ``deploy/gpu_kit.sh`` packs what the GPU machine
 lacks (a few wheels, MiniLM's weights, MovieLens-100K's files) into
 ``.gpukit/``; ``deploy/gpu_bench.sh`` runs this there. Nothing here imports
 Faust or a Kafka client: that machine has neither, nor a broker.

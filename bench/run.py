@@ -91,7 +91,7 @@ def default_out() -> Path:
 
 
 def targets(results: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:
-    """(target, bound, measured, met) for each target of issue 5 the results cover."""
+    """(target, bound, measured, met) for each target the results cover (RESULTS.md, "Targets")."""
     p99_bound = float(results["p99_target_ms"])
     out = at_least(
         [

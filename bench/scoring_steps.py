@@ -78,10 +78,10 @@ class ScoringSteps:
 
 
 def scoring_targets(results: Mapping[str, Any]) -> list[tuple[str, str, float, float]]:
-    """(target, bound, measured, floor) of issue 5's targets that steps 1 to 3 measure.
+    """(target, bound, measured, floor) of the targets that steps 1 to 3 measure.
 
-    The bounds are the device's: micro-batching must give 20x on a GPU, 5x on a CPU,
-    and a GPU must score 50,000 users/s.
+    The bounds depend on the device: a GPU has a throughput target and a higher
+    micro-batching one (bench/RESULTS.md, "Targets").
     """
     gpu = str(results["device"]).startswith("cuda")
     rows = [

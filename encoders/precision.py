@@ -1,14 +1,14 @@
 """Which number format the towers compute in: one decision for serving, evaluation and training.
 
-bf16 autocast halves the cost of the matmuls wherever the hardware has bf16
-units: every CUDA device we run on, and CPUs with AVX512-BF16 or AMX (this
-project's 2-core CI machine measured 2x on a MiniLM forward pass). On CPUs
+bf16 autocast cuts the cost of the matmuls wherever the hardware has bf16
+units: every CUDA device we run on, and CPUs with AVX512-BF16 or AMX such as
+this project's CI machine (docs/model.md, "Number format (bf16)"). On CPUs
 without them bf16 is emulated and slower.
 
 ``auto`` differs by purpose. Serving and evaluation use bf16 on CUDA only: in
 bf16 a user's scores depend on the shape of the batch it was computed in, so
 the stream's scorer and the offline evaluator would no longer give the same
-top-10 (measured: 110 of 128 users), and on CPU exact parity is kept unless
+top-10 for every user, and on CPU exact parity is kept unless
 bf16 is asked for. Training uses bf16 wherever it is native, since its result
 is judged by the evaluator, in the serving precision.
 """

@@ -93,7 +93,8 @@ class BatchScorer:
 
     def _encode(self, texts: Sequence[str], max_length: int, *, user: bool) -> torch.Tensor:
         # One batch padded to its longest: sorting into length buckets measured
-        # slower on CPU (summary lengths vary little; smaller matmuls cost more).
+        # slower on CPU (summary lengths vary little; smaller matmuls cost more;
+        # bench/RESULTS.md, "Length bucketing in the scorer (not adopted)").
         batch = self.tokenizer(
             list(texts),
             padding=True,

@@ -21,7 +21,7 @@ class TrainConfig(BaseModel):
 
     seed: int = Field(0, description="Seed of torch, numpy and random.")
     # Defaults: the recipe measured on MovieLens-100K that fits 60 minutes of
-    # a 2-core CPU (34 min); raise epochs and examples on a GPU.
+    # a 2-core CPU (docs/model.md, "Default recipe"); raise epochs and examples on a GPU.
     epochs: int = Field(2, ge=1, le=1000, description="Upper bound on epochs.")
     patience: int = Field(2, ge=1, description="Epochs without a better valid NDCG@10 to stop.")
     batch_size: int = Field(128, ge=2, le=65_536, description="Examples per step.")

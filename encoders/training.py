@@ -488,7 +488,7 @@ class Trainer:
         # computed. Were its gradients to flow through the targets alone, into
         # a softmax whose other rows are cached, it would learn to lift every
         # fresh vector above the stale ones: training loss falls while
-        # ranking collapses (valid NDCG@10 0.05 -> 0.01 on a MovieLens screen).
+        # ranking collapses (docs/model.md, "Why every candidate of the item loss is fresh").
         rows, log_q = self.item_candidates.draw(batch_targets, generator)
         rows = rows.to(self.device)
         fresh = self._fresh_items(rows)

@@ -2,9 +2,9 @@
 
 An item's vector depends only on its text and on the item tower (see
 :attr:`BatchScorer.item_tower_key`). Without this file a restarted worker
-embeds its whole catalogue again before it can score anyone: 9.7 s for
-MovieLens's 1,682 items on the 2-core CI machine, and in proportion to the
-number of items for a larger catalogue. A file written under another item
+embeds its whole catalogue again before it can score anyone, in time that
+grows with the number of items (bench/RESULTS.md, "Item vectors kept across
+restarts"). A file written under another item
 tower, or one that cannot be read, is ignored (and then replaced): it can
 cost time, never wrong vectors.
 """

@@ -16,7 +16,8 @@ What differs from the stream, and why:
 * Micro-batches close on size only (``max_batch`` scoring requests), not on a
   wall-clock wait, since log time has no wall clock. As in the stream, a user
   with several requests in one batch is scored once, on the newest state.
-  MovieLens users rate in bursts, so its 100k events give about 4.9k scorings.
+  MovieLens users rate in bursts, so a log needs far fewer scorings than it
+  has events (docs/architecture.md, "Where an event goes").
   ``score_every`` > 1 scores a user only after every K-th event of theirs, to
   make slow models (MiniLM on a CPU) affordable on long logs.
 * Time is the log's: an offer carries the ``ts`` of the event that triggered

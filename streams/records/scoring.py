@@ -14,9 +14,10 @@ from streams.records.user_state import UserState, state_from_obj, state_to_obj
 class ScoringRequest:
     """A user whose state changed: the state travels with the request.
 
-    Carrying the state (about 1 KiB) spares the scorer a table read, which
-    Faust's ``take()`` cannot do safely: inside a batch the store resolves
-    keys against the partition of the batch's last event.
+    Carrying the state spares the scorer a table read, which a batch agent
+    cannot do safely: inside a batch Faust's store resolves keys against the
+    partition of the batch's last event. A state's size: bench/RESULTS.md,
+    "Summary".
     """
 
     user_id: str

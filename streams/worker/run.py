@@ -33,7 +33,8 @@ def quiet_worker(app: faust.App, log_level: str, redirect_stdouts: bool = True) 
     """Return a Faust worker without its terminal spinner.
 
     The spinner sets the root logger to DEBUG, so every debug call in faust and
-    aiokafka would build a log record: 5% of the ingest worker's CPU.
+    aiokafka would build a log record nobody reads (bench/RESULTS.md, "No DEBUG
+    logging by accident").
     """
     worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=redirect_stdouts)
     worker.spinner = None

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def load_model(config: EncoderConfig) -> Recommender:
     """Fine-tuned model directory when configured, else zero-shot pre-trained MiniLM."""
     # torch and transformers load here: a worker without the scorer never imports them
-    # (bench/RESULTS.md has what that saves).
+    # (bench/RESULTS.md, "A worker without the scorer imports no torch").
     from encoders.model import load_model_dir, load_pretrained
 
     if config.model_dir is not None:
