@@ -90,8 +90,8 @@ def evaluate(
     import torch
 
     from encoders.evaluation import load_history, parity_check, run_evaluation
-    from encoders.model import load_model_dir, load_pretrained
     from encoders.evaluation_report import write_evaluation_report
+    from encoders.model import load_model_dir, load_pretrained
     from streams.settings import Settings
 
     if threads:

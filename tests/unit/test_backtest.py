@@ -12,9 +12,9 @@ from encoders.behaviour import StateConfig
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
 from encoders.scorer import BatchScorer
+from pricing.ab_report import write_ab_report
 from pricing.config import ArmConfig, Guardrails, PricingConfig
 from pricing.policy import Decision
-from pricing.ab_report import write_ab_report
 from pricing.simulator import DemandConfig
 from streams.offline.backtest import BacktestConfig, bound_violations, run_backtest
 from streams.records.inputs import Event, Item

@@ -14,6 +14,7 @@ from encoders.evaluation import (
     rank_targets,
     run_evaluation,
 )
+from encoders.evaluation_report import write_evaluation_report
 from encoders.metrics import (
     bootstrap_interval,
     hit_rate,
@@ -24,7 +25,6 @@ from encoders.metrics import (
     target_ranks,
 )
 from encoders.model import tiny_random_model
-from encoders.evaluation_report import write_evaluation_report
 from streams.records.inputs import Event, Item
 from streams.records.user_state import UserState
 
