@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from bench.common import Meter, ratio
 from bench.encoder import forward, synchronizer, token_batches
 from bench.workload import Workload
-from encoders.behaviour import render_summary
+from encoders.behaviour import scoring_inputs
 from encoders.scorer import BatchScorer, ItemIndex
 from pricing.config import PricingConfig
 from pricing.offers import price_items
 from pricing.shown_prices import PriceMemory
-from streams.records.inputs import Item
+from streams.records.inputs import Item, item_titles
 from streams.records.user_state import UserState
 
 
@@ -39,13 +39,11 @@ class ScoringPath:
         """The whole scoring path for one micro-batch of users, as a timed call."""
         shares = self.pricing.initial_shares()
         config = self.workload.config
-        title_of = self.workload.title_of
+        titles = item_titles(self.workload.items)
 
         def run() -> object:
-            summaries = [render_summary(state, title_of, config) for _, state in users]
-            exclude = [state.interacted() for _, state in users]
-            recent = [state.recent_items() for _, state in users]
-            ranked = self.scorer.recommend(summaries, recent, exclude, self.index)
+            inputs = scoring_inputs([state for _, state in users], titles, config)
+            ranked = self.scorer.recommend(*inputs, self.index)
             for (user_id, _), user_ranked in zip(users, ranked, strict=True):
                 _, decisions = price_items(
                     user_id, user_ranked, self.items, self.memory.of(user_id), shares, self.pricing
@@ -83,7 +81,8 @@ def paired(
     """Alternate encoder and scorer batch by batch for about ``budget_s`` seconds."""
     scorer = path.scorer
     config = path.workload.config
-    summaries = [render_summary(s, path.workload.title_of, config) for _, s in users]
+    titles = item_titles(path.workload.items)
+    summaries = scoring_inputs([s for _, s in users], titles, config).summaries
     batches = token_batches(scorer, summaries, size)
     if not batches:
         raise ValueError(f"need at least {size} users for batch size {size}")

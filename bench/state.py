@@ -1,4 +1,4 @@
-"""State size: synthetic users written through ``state_to_bytes`` into RocksDB.
+"""State size: synthetic users written through ``UserState.to_json`` into RocksDB.
 
 The store is opened with Faust's own rocksdict options (what the
 ``user_state`` table uses) and keys are encoded as the table encodes them (JSON
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.records.user_state import RecentEvent, UserState, state_to_bytes
+from streams.records.user_state import RecentEvent, UserState
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class StateResult:
 
     @property
     def mean_value_bytes(self) -> float:
-        """Mean ``state_to_bytes`` length."""
+        """Mean ``UserState.to_json`` length."""
         return self.value_bytes / self.users
 
 
@@ -76,7 +76,7 @@ def run_state(
         batch = WriteBatch(raw_mode=True)
         for n in range(users):
             key = orjson.dumps(f"user-{n:07d}")
-            value = state_to_bytes(synthetic_state(templates[n % len(templates)], rng))
+            value = synthetic_state(templates[n % len(templates)], rng).to_json()
             batch.put(key, value)
             key_bytes += len(key)
             value_bytes += len(value)

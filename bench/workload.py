@@ -12,7 +12,7 @@ from pathlib import Path
 
 from encoders.behaviour import StateConfig, apply_event, render_summary
 from streams.offline.movielens import bundled_dir, read_events, read_items
-from streams.records.inputs import Event, Item
+from streams.records.inputs import Event, Item, item_titles
 from streams.records.user_state import UserState
 
 
@@ -29,14 +29,10 @@ class Workload:
     latest: dict[str, UserState] = field(default_factory=dict)
     """Each MovieLens user's state after all their events."""
 
-    def title_of(self, item_id: str) -> str | None:
-        """Return an item's title, or None when unknown (as the catalogue does)."""
-        item = self.items.get(item_id)
-        return item.title if item else None
-
     def summaries(self) -> list[str]:
         """The summary text of every sampled state."""
-        return [render_summary(s, self.title_of, self.config) for _, s in self.states]
+        titles = item_titles(self.items)
+        return [render_summary(s, titles, self.config) for _, s in self.states]
 
     def item_texts(self) -> list[tuple[str, str]]:
         """(item_id, text) pairs for the item index."""

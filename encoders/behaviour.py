@@ -8,7 +8,8 @@ offline training replays events through the very same :func:`apply_event` and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -163,3 +164,25 @@ def render_summary(
         low, high = max(state.price_mean - std, 0.0), state.price_mean + std
         parts.append(f"usual price range {low:.2f}-{high:.2f}")
     return "; ".join(parts) + "."
+
+
+class ScoringInputs(NamedTuple):
+    """What the scorer takes per user, in the order `BatchScorer.recommend` takes it."""
+
+    summaries: list[str]
+    recent: list[tuple[str, ...]]
+    """Each user's recent item ids, most recent first."""
+    exclude: list[frozenset[str]]
+    """Items each user bought or has in the window: never recommended."""
+
+
+def scoring_inputs(
+    states: Iterable[UserState], title_of: Callable[[str], str | None], config: StateConfig
+) -> ScoringInputs:
+    """Prepare users' states for scoring: the stream, the back-test and the checks share it."""
+    states = list(states)
+    return ScoringInputs(
+        [render_summary(state, title_of, config) for state in states],
+        [state.recent_items() for state in states],
+        [state.interacted() for state in states],
+    )

@@ -9,14 +9,13 @@ test case, the second to last the validation case, the rest are training.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
 from encoders.behaviour import StateConfig, apply_with_catalog, render_summary
-from streams.records.inputs import Event, InvalidRecord, Item, item_from_dict, parse_event
+from streams.records.files import read_events, read_items
+from streams.records.inputs import Event, Item, item_titles
 from streams.records.user_state import UserState
 
 
@@ -54,48 +53,9 @@ class Dataset:
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", {item.item_id: r for r, item in enumerate(self.items)})
 
-    def title_of(self, item_id: str) -> str | None:
-        """Return an item's title, or None when unknown (as the stream's catalogue does)."""
-        row = self.rows.get(item_id)
-        return None if row is None else self.items[row].title
-
     def item_texts(self) -> list[tuple[str, str]]:
         """(item_id, text) pairs in row order, as :meth:`BatchScorer.build_index` takes them."""
         return [(item.item_id, item.text()) for item in self.items]
-
-
-def _lines(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        for line in handle:
-            if line.strip():
-                yield line
-
-
-def read_items(path: Path) -> tuple[list[Item], int]:
-    """Return valid items of a JSONL file (last one wins per id) and the bad count."""
-    items: dict[str, Item] = {}
-    invalid = 0
-    for line in _lines(path):
-        try:
-            item = item_from_dict(orjson.loads(line))
-        except (InvalidRecord, orjson.JSONDecodeError, TypeError):
-            invalid += 1
-            continue
-        items[item.item_id] = item
-    return list(items.values()), invalid
-
-
-def read_events(path: Path) -> tuple[list[Event], int]:
-    """Return valid events of a JSONL file in time order (ties in file order) and the bad count."""
-    events: list[Event] = []
-    invalid = 0
-    for line in _lines(path):
-        try:
-            events.append(parse_event(line))
-        except InvalidRecord:
-            invalid += 1
-    events.sort(key=lambda e: e.ts)  # stable sort: equal timestamps keep file order
-    return events, invalid
 
 
 def build_dataset(
@@ -105,7 +65,7 @@ def build_dataset(
     config = config or StateConfig()
     catalogue = {item.item_id: item for item in items}
     ordered = tuple(sorted(catalogue.values(), key=lambda item: item.item_id))
-    title_of = {item.item_id: item.title for item in ordered}.get
+    title_of = item_titles(catalogue)
     states: dict[str, UserState] = {}
     per_user: dict[str, list[tuple[Example, UserState, list[str]]]] = {}
     histories: dict[str, list[str]] = {}

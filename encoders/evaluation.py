@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from encoders.behaviour import StateConfig, render_summary
+from encoders.behaviour import StateConfig, scoring_inputs
 from encoders.config import EncoderConfig, Precision
 from encoders.dataset import Dataset, Example
 from encoders.metrics import bootstrap_interval, mask_rows, summarize, target_ranks
@@ -26,6 +26,7 @@ from encoders.model import Recommender, history_rows
 from encoders.precision import autocast_for
 from encoders.scorer import BatchScorer, resolve_device
 from encoders.training import HISTORY_FILE, encode_items
+from streams.records.inputs import item_titles
 
 K = 10
 
@@ -207,14 +208,13 @@ def parity_check(
     cases = [e for e in dataset.test if e.state is not None][:users]
     serving = BatchScorer(model, config)
     index = serving.build_index(dataset.item_texts())
-    summaries = [render_summary(e.state, dataset.title_of, state_config) for e in cases if e.state]
-    exclude = [e.state.interacted() for e in cases if e.state]
-    recent = [e.state.recent_items() for e in cases if e.state]
-    served = serving.recommend(summaries, recent, exclude, index)
+    titles = item_titles({item.item_id: item for item in dataset.items})
+    inputs = scoring_inputs([e.state for e in cases if e.state], titles, state_config)
+    served = serving.recommend(*inputs, index)
     offline = make_scorer(model, dataset, config, serving.device)
     scores = offline.scores(cases).cpu()
     rows = dataset.rows
-    mask_rows(scores, [[rows[i] for i in ex if i in rows] for ex in exclude])
+    mask_rows(scores, [[rows[i] for i in ex if i in rows] for ex in inputs.exclude])
     top_scores, top_rows = torch.topk(scores, min(config.top_k, scores.shape[1]), dim=1)
     same_top, diff = 0, 0.0
     for served_row, score_row, row_ids in zip(
@@ -227,7 +227,7 @@ def parity_check(
         ]
         same_top += [i for i, _ in served_row] == offline_ids
         diff = max([diff] + [abs(s - t) for (_, s), t in zip(served_row, score_row, strict=False)])
-    same_summary = sum(s == e.summary for s, e in zip(summaries, cases, strict=True))
+    same_summary = sum(s == e.summary for s, e in zip(inputs.summaries, cases, strict=True))
     return Parity(len(cases), same_summary, same_top, diff)
 
 

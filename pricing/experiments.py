@@ -1,15 +1,21 @@
-"""A/B experiment mechanics: stable arm assignment, outcome attribution, Thompson bandit."""
+"""A/B experiment mechanics: stable arm assignment, outcome attribution, Thompson bandit.
+
+The stream's outcome agent and the back-test settle offers and purchases into
+outcomes with the same functions (`remember_offer`, `settle_purchase`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from pricing.config import CONTROL_ARM
+from streams.records.experiment import ArmDelta, ArmStats, LastOffer, Outcome
+from streams.records.inputs import Event
+from streams.records.outputs import PriceUpdate
 
 # Prior on revenue per conversion: inverse-gamma with shape 2 has a finite mean.
 _PRIOR_SHAPE = 2.0
@@ -52,28 +58,6 @@ def assign_arm(
             return name
     # Float rounding can leave `position` a hair above the last cumulative sum.
     return next(name for name, share in reversed(arms) if share > 0)
-
-
-@dataclass
-class ArmStats:
-    """Outcome counters of one arm; revenue is the sum of attributed purchase amounts."""
-
-    offers: int = 0
-    conversions: int = 0
-    revenue: float = 0.0
-
-    def to_dict(self) -> dict[str, float]:
-        """Return a JSON-ready dict (for a changelog-backed table)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, float]) -> ArmStats:
-        """Build stats from `to_dict` output; missing counters are zero."""
-        return cls(
-            offers=int(data.get("offers", 0)),
-            conversions=int(data.get("conversions", 0)),
-            revenue=float(data.get("revenue", 0.0)),
-        )
 
 
 def thompson_shares(
@@ -138,29 +122,76 @@ def _clean(stats: ArmStats) -> ArmStats:
     return ArmStats(offers=offers, conversions=conversions, revenue=revenue)
 
 
-@dataclass(frozen=True)
-class Offer:
-    """A price shown to a user, as logged for attribution (``ts`` in epoch ms)."""
-
-    user_id: str
-    item_id: str
-    arm: str
-    price: float
-    ts: int
-    policy_version: str
+def add_stats(stats: ArmStats, delta: ArmDelta) -> ArmStats:
+    """Counters after one ``experiment-events`` record (pure)."""
+    return ArmStats(
+        offers=stats.offers + delta.offers,
+        conversions=stats.conversions + delta.conversions,
+        revenue=stats.revenue + delta.revenue,
+    )
 
 
-def attribute(
-    offers_for_user_item_latest: Offer | None, purchase_ts: int, window_s: float
-) -> Offer | None:
+def attribute(latest: LastOffer | None, purchase_ts: int, window_s: float) -> LastOffer | None:
     """Return the offer a purchase is credited to, or None.
 
     The caller passes the latest offer for the purchase's (user, item). It gets
     the credit if it was made no later than the purchase and at most
     ``window_s`` seconds before it (both ends inclusive).
     """
-    offer = offers_for_user_item_latest
+    if latest is None:
+        return None
+    age_ms = purchase_ts - latest.ts
+    return latest if 0 <= age_ms <= window_s * 1000.0 else None
+
+
+MAX_OFFERS_PER_USER = 50
+"""Items per user whose latest offer is kept for attribution."""
+
+
+def remember_offer(offers: Mapping[str, LastOffer], update: PriceUpdate) -> dict[str, LastOffer]:
+    """Record the newest offer of an item, keeping the user's latest few items (pure)."""
+    out = {k: v for k, v in offers.items() if k != update.item_id}
+    out[update.item_id] = LastOffer(
+        update.price, update.ts, update.arm, update.policy_version, update.base_price
+    )
+    if len(out) > MAX_OFFERS_PER_USER:
+        out = dict(sorted(out.items(), key=lambda kv: kv[1].ts)[-MAX_OFFERS_PER_USER:])
+    return out
+
+
+def settle_purchase(
+    offers: Mapping[str, LastOffer], user_id: str, item_id: str, purchase_ts: int, window_s: float
+) -> Outcome | None:
+    """Return the outcome of a purchase credited to the user's latest offer of the item, or None."""
+    offer = attribute(offers.get(item_id), purchase_ts, window_s)
     if offer is None:
         return None
-    age_ms = purchase_ts - offer.ts
-    return offer if 0 <= age_ms <= window_s * 1000.0 else None
+    return Outcome(
+        user_id=user_id,
+        item_id=item_id,
+        arm=offer.arm,
+        price=offer.price,
+        base_price=offer.base_price,
+        offer_ts=offer.ts,
+        ts=purchase_ts,
+        revenue=offer.price,
+        policy_version=offer.policy_version,
+    )
+
+
+def settle_user(
+    offers: Mapping[str, LastOffer], inputs: Sequence[PriceUpdate | Event], window_s: float
+) -> tuple[dict[str, LastOffer], list[Outcome]]:
+    """Apply one user's offers and purchase events in order (pure).
+
+    Return the offers to keep and the outcome of every purchase attributed to
+    the latest offer of its item within ``window_s``.
+    """
+    kept = dict(offers)
+    credited: list[Outcome] = []
+    for item in inputs:
+        if isinstance(item, PriceUpdate):
+            kept = remember_offer(kept, item)
+        elif outcome := settle_purchase(kept, item.user_id, item.item_id, item.ts, window_s):
+            credited.append(outcome)
+    return kept, credited

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from pricing.config import PricingConfig
 from pricing.experiments import assign_arm
 from pricing.policy import Decision, PricedItem, decide, interest_from_scores
-from pricing.shown_prices import ShownPrice
 from streams.records.inputs import Item
+from streams.records.shown_prices import ShownPrice
 
 
 def price_items(

@@ -35,6 +35,7 @@ from typing import Literal
 
 from pricing.config import CONTROL_ARM, ArmConfig, PricingConfig
 from pricing.rounding import round_to_unit, round_within
+from streams.records.outputs import PriceUpdate
 
 Bound = Literal["none", "floor", "ceiling", "deviation", "step", "cooldown", "control"]
 
@@ -98,7 +99,7 @@ class Decision:
         """Whether the price depends on this user's interest: every arm but control."""
         return self.arm != CONTROL_ARM
 
-    def to_record(self, user_id: str, ts: int) -> dict[str, object]:
+    def to_record(self, user_id: str, ts: int) -> PriceUpdate:
         """Return the price-update record (``ts`` in epoch ms), money in the minor unit.
 
         Every amount is rounded half up to the minor unit by one monotone map,
@@ -107,26 +108,23 @@ class Decision:
         bounds): it is published at its nearest multiple, as its bounds are.
         """
         unit = self.minor_unit
-        record: dict[str, object] = {
-            "user_id": user_id,
-            "item_id": self.item_id,
-            "price": round_to_unit(self.price, unit),
-            "base_price": round_to_unit(self.base_price, unit),
-            "floor": round_to_unit(self.floor, unit),
-            "ceiling": round_to_unit(self.ceiling, unit),
-        }
-        if self.previous_price is not None:
-            record["previous_price"] = round_to_unit(self.previous_price, unit)
-        record |= {
-            "arm": self.arm,
-            "policy_version": self.policy_version,
-            "reason": self.reason,
-            "personalized": self.personalized,
-            "ts": ts,
-            "interest": self.interest,
-            "bound": self.bound,
-        }
-        return record
+        previous = self.previous_price
+        return PriceUpdate(
+            user_id=user_id,
+            item_id=self.item_id,
+            price=round_to_unit(self.price, unit),
+            base_price=round_to_unit(self.base_price, unit),
+            floor=round_to_unit(self.floor, unit),
+            ceiling=round_to_unit(self.ceiling, unit),
+            previous_price=None if previous is None else round_to_unit(previous, unit),
+            arm=self.arm,
+            policy_version=self.policy_version,
+            reason=self.reason,
+            personalized=self.personalized,
+            ts=ts,
+            interest=self.interest,
+            bound=self.bound,
+        )
 
 
 def interest_from_scores(scores: Sequence[float]) -> list[float]:

@@ -2,29 +2,20 @@
 
 A user's map holds, per item, the last price shown and when it last changed,
 least recently shown first, and at most a fixed number of items. The stream
-keeps each user's map in the ``shown_prices`` table (bytes from
-:func:`shown_to_bytes`), co-partitioned with the scoring requests, so it
-survives restarts and moves with the user; :class:`PriceMemory` keeps every
-user's map in RAM for the back-test and the benchmarks.
+keeps each user's map in the ``shown_prices`` table (the record
+`streams.records.shown_prices.ShownPrices`), co-partitioned with the scoring
+requests, so it survives restarts and moves with the user; :class:`PriceMemory`
+keeps every user's map in RAM for the back-test and the benchmarks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
 
-import orjson
+from streams.records.shown_prices import ShownPrice
 
 DEFAULT_PER_USER = 50
 """Items per user: five scorings of ten items, as many as the outcome agent keeps offers."""
-
-
-class ShownPrice(NamedTuple):
-    """The last price one user was shown for one item."""
-
-    price: float
-    changed_s: float
-    """When (epoch s) the shown price last changed, for the cool-down."""
 
 
 def remember_shown(
@@ -48,18 +39,6 @@ def remember_shown(
     if len(out) > per_user:
         out = dict(list(out.items())[len(out) - per_user :])
     return out
-
-
-def shown_to_bytes(shown: Mapping[str, ShownPrice]) -> bytes:
-    """Serialize a user's map for the table, keeping its recency order."""
-    return orjson.dumps({item_id: [s.price, s.changed_s] for item_id, s in shown.items()})
-
-
-def shown_from_bytes(raw: bytes | None) -> dict[str, ShownPrice]:
-    """Inverse of :func:`shown_to_bytes`; None (a user never priced) is an empty map."""
-    if raw is None:
-        return {}
-    return {item_id: ShownPrice(p, c) for item_id, (p, c) in orjson.loads(raw).items()}
 
 
 class PriceMemory:

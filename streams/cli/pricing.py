@@ -154,12 +154,8 @@ def backtest(
     from encoders.config import EncoderConfig
     from encoders.scorer import BatchScorer
     from pricing.simulator import DemandConfig
-    from streams.offline.backtest import (
-        BacktestConfig,
-        read_jsonl_events,
-        read_jsonl_items,
-        run_backtest,
-    )
+    from streams.offline.backtest import BacktestConfig, run_backtest
+    from streams.records.files import read_events, read_items
     from streams.settings import Settings
 
     started = time.perf_counter()
@@ -180,8 +176,8 @@ def backtest(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    event_list, bad_events = read_jsonl_events(events)
-    item_list, bad_items = read_jsonl_items(items)
+    event_list, bad_events = read_events(events)
+    item_list, bad_items = read_items(items)
     typer.echo(
         f"{len(event_list)} events ({bad_events} rejected), "
         f"{len(item_list)} items ({bad_items} rejected)"

@@ -1,13 +1,14 @@
 """Offline back-test: replay an event log through the production pricing path.
 
 Events are replayed in time order (ties in log order) through the very
-functions the stream runs: `apply_event` -> `render_summary` ->
+functions the stream runs: `apply_event` -> `scoring_inputs` ->
 `BatchScorer.recommend` in micro-batches (deduplicated by `latest_per_user`)
 -> `pricing.offers.price_items` with a `PriceMemory` (bounded per user like the
 stream's ``shown_prices`` table). The demand simulator
 (`pricing.simulator`) then decides whether the user buys each offer; a
-purchase is credited through `pricing.experiments.attribute` to the latest
-offer of its (user, item), per-arm `ArmStats` accumulate, and every
+purchase is credited by the outcome agent's own `pricing.experiments.remember_offer`
+and `settle_purchase` to the latest offer of its (user, item), per-arm `ArmStats`
+accumulate, and every
 ``share_update_every`` offers `thompson_shares` recomputes the traffic shares
 (control fixed, a minimum per arm) that `price_items` assigns users with.
 
@@ -47,17 +48,20 @@ from typing import IO
 import orjson
 from tqdm import tqdm
 
-from encoders.behaviour import StateConfig, apply_with_catalog, render_summary
+from encoders.behaviour import StateConfig, apply_with_catalog, scoring_inputs
 from encoders.scorer import BatchScorer
 from pricing.config import CONTROL_ARM, Guardrails, PricingConfig
-from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
+from pricing.experiments import remember_offer, settle_purchase, thompson_shares
 from pricing.offers import price_items
 from pricing.policy import Decision
-from pricing.shown_prices import DEFAULT_PER_USER, PriceMemory, ShownPrice
+from pricing.shown_prices import DEFAULT_PER_USER, PriceMemory
 from pricing.simulator import DemandConfig, TrueInterest, buys
-from streams.records.inputs import Event, InvalidRecord, Item, parse_event, parse_item
-from streams.records.outputs import recommendation_record
+from streams.records.experiment import ArmStats, LastOffer, SharesSnapshot
+from streams.records.inputs import Event, Item, item_titles
+from streams.records.json_record import JsonRecord
+from streams.records.outputs import Recommendation
 from streams.records.scoring import ScoringRequest, latest_per_user
+from streams.records.shown_prices import ShownPrice
 from streams.records.user_state import UserState
 
 
@@ -146,38 +150,6 @@ def bound_violations(
     return broken
 
 
-def read_jsonl_events(path: Path) -> tuple[list[Event], int]:
-    """Return the valid events of a JSONL log in time order (ties in file order) and the rejects."""
-    events, rejected = [], 0
-    with path.open("rb") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                events.append(parse_event(line))
-            except InvalidRecord:
-                rejected += 1
-    events.sort(key=lambda e: e.ts)  # stable: equal timestamps keep file order
-    return events, rejected
-
-
-def read_jsonl_items(path: Path) -> tuple[list[Item], int]:
-    """Return the valid items of a JSONL catalogue (a later row of an id wins), and the rejects."""
-    items: dict[str, Item] = {}
-    rejected = 0
-    with path.open("rb") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                item = parse_item(line)
-            except InvalidRecord:
-                rejected += 1
-                continue
-            items[item.item_id] = item
-    return list(items.values()), rejected
-
-
 class _Writer:
     """The run's JSONL outputs, one buffered handle each."""
 
@@ -189,8 +161,8 @@ class _Writer:
             name: (out / f"{name}.jsonl").open("wb") for name in self.NAMES
         }
 
-    def write(self, name: str, record: object) -> None:
-        self._files[name].write(orjson.dumps(record) + b"\n")
+    def write(self, name: str, record: JsonRecord) -> None:
+        self._files[name].write(record.to_json() + b"\n")
 
     def close(self) -> None:
         for handle in self._files.values():
@@ -221,7 +193,8 @@ class _Replay:
         self.config = config
         self.writer = writer
         self.memory = PriceMemory(config.shown_prices_per_user)
-        self.latest: dict[tuple[str, str], Offer] = {}
+        self.offers: dict[str, dict[str, LastOffer]] = {}
+        """Each user's latest offers, as the outcome agent's ``last_offers`` table keeps them."""
         self.bought: set[tuple[str, str]] = set()
         self.arm_names = [CONTROL_ARM] + [arm.name for arm in pricing.arms]
         self.stats = {name: ArmStats() for name in self.arm_names}
@@ -231,24 +204,18 @@ class _Replay:
         self.result = BacktestResult()
         self._log_shares(ts=None)
 
-    def title_of(self, item_id: str) -> str | None:
-        """Return an item's title, or None when unknown (as the stream's catalogue)."""
-        item = self.items.get(item_id)
-        return item.title if item else None
-
     def score(self, pending: list[ScoringRequest]) -> None:
         """Score one micro-batch, price its users and let the simulated buyers react."""
         requests = latest_per_user(pending)
-        summaries = [render_summary(r.state, self.title_of, self.state_config) for r in requests]
-        exclude = [r.state.interacted() for r in requests]
-        recent = [r.state.recent_items() for r in requests]
-        ranked = self.scorer.recommend(summaries, recent, exclude, self.index)
+        states = [r.state for r in requests]
+        inputs = scoring_inputs(states, item_titles(self.items), self.state_config)
+        ranked = self.scorer.recommend(*inputs, self.index)
         self.result.batches += 1
         self.result.scorings += len(requests)
         for request, user_ranked in zip(requests, ranked, strict=True):
             self.writer.write(
                 "recommendations",
-                recommendation_record(
+                Recommendation.of(
                     request, user_ranked, self.scorer.model_version, request.event_ts
                 ),
             )
@@ -281,11 +248,11 @@ class _Replay:
         )
         self.violations.update(broken)
         self.result.out_of_bounds += bool(broken)
-        self.writer.write("price_updates", decision.to_record(user_id, ts))
+        update = decision.to_record(user_id, ts)
+        self.writer.write("price_updates", update)
+        offers = remember_offer(self.offers.get(user_id, {}), update)
+        self.offers[user_id] = offers
         key = (user_id, decision.item_id)
-        self.latest[key] = Offer(
-            user_id, decision.item_id, decision.arm, decision.price, ts, decision.policy_version
-        )
         self.stats[decision.arm].offers += 1
         self.result.offers += 1
         self.since_update += 1
@@ -296,29 +263,18 @@ class _Replay:
             user_id, decision.item_id, decision.price, item.base_price, interest, self.demand
         ):
             return
-        credited = attribute(self.latest.get(key), ts, self.pricing.attribution_window_s)
-        if credited is None:
+        outcome = settle_purchase(
+            offers, user_id, decision.item_id, ts, self.pricing.attribution_window_s
+        )
+        if outcome is None:
             return
         self.bought.add(key)
-        stats = self.stats[credited.arm]
+        stats = self.stats[outcome.arm]
         stats.conversions += 1
-        stats.revenue += credited.price
+        stats.revenue += outcome.revenue
         self.result.purchases += 1
-        self.result.revenue += credited.price
-        self.writer.write(
-            "outcomes",
-            {
-                "user_id": user_id,
-                "item_id": decision.item_id,
-                "arm": credited.arm,
-                "price": credited.price,
-                "base_price": item.base_price,
-                "offer_ts": credited.ts,
-                "ts": ts,
-                "revenue": credited.price,
-                "policy_version": credited.policy_version,
-            },
-        )
+        self.result.revenue += outcome.revenue
+        self.writer.write("outcomes", outcome)
 
     def update_shares(self, ts: int) -> None:
         """Let the bandit move traffic between the non-control arms."""
@@ -335,16 +291,8 @@ class _Replay:
         self._log_shares(ts)
 
     def _log_shares(self, ts: int | None) -> None:
-        self.writer.write(
-            "shares",
-            {
-                "update": self.result.share_updates,
-                "offers": self.result.offers,
-                "ts": ts,
-                "shares": self.shares,
-                "stats": {name: s.to_dict() for name, s in self.stats.items()},
-            },
-        )
+        snapshot = SharesSnapshot.of(self.result.share_updates, ts, self.shares, self.stats)
+        self.writer.write("shares", snapshot)
 
 
 def _events_with_progress(events: Sequence[Event], show: bool) -> Iterator[Event]:

@@ -24,7 +24,8 @@ from streams.offline.local import (
 )
 from streams.offline.movielens import convert
 from streams.offline.replay import read_log
-from streams.records.inputs import Event, InvalidRecord, Item, parse_event
+from streams.records.files import read_items
+from streams.records.inputs import Event, InvalidRecord, Item, item_titles
 from streams.records.user_state import UserState
 from streams.settings import Settings
 from streams.topics import AppTopics, create_topics
@@ -69,16 +70,11 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
         lines = data.events_path.read_bytes().splitlines()[:n_events]
         slice_path = work / "slice.jsonl"
         slice_path.write_bytes(b"\n".join([*lines, *BAD_LINES]) + b"\n")
-        items = {
-            i["item_id"]: i for i in map(orjson.loads, data.items_path.read_bytes().splitlines())
-        }
-        from streams.records.inputs import item_from_dict
-
-        catalog = {k: item_from_dict(v) for k, v in items.items()}
+        catalog = {item.item_id: item for item in read_items(data.items_path)[0]}
         valid = []
         for line in lines:
             try:
-                valid.append(parse_event(line))
+                valid.append(Event.from_json(line))
             except InvalidRecord:
                 pass
         expected = expected_states(valid, catalog, settings)
@@ -157,16 +153,17 @@ def _print_table(
     table = Table(title="recprice demo: a few users")
     for column in ("user", "summary", "top-5 (price shown / base)", "arm"):
         table.add_column(column)
+    titles = item_titles(catalog)
     for user in sorted(latest, key=lambda u: -expected[u].version if u in expected else 0)[:4]:
-        title = lambda i: catalog[i].title if i in catalog else i  # noqa: E731
-        summary = render_summary(expected[user], title, settings.state) if user in expected else ""
+        summary = render_summary(expected[user], titles, settings.state) if user in expected else ""
         rows, arm = [], ""
         for entry in latest[user]["items"][:5]:  # type: ignore[index]
             item_id = str(entry["item_id"])
             update = prices.get((user, item_id), {})
             arm = str(update.get("arm", arm))
             rows.append(
-                f"{title(item_id)}: {update.get('price', '?')} / {update.get('base_price', '?')}"
+                f"{titles(item_id) or item_id}: "
+                f"{update.get('price', '?')} / {update.get('base_price', '?')}"
             )
         table.add_row(user, summary[:160], "\n".join(rows), arm)
     console.print(table)

@@ -19,6 +19,27 @@ class LogRecord:
     key: bytes | None
     ts: int | None
 
+    @classmethod
+    def of(cls, line_no: int, raw: bytes, key_field: str = "user_id") -> LogRecord:
+        """Take the key from the record's ``key_field`` and the time from its ``ts``.
+
+        Either is None when the record does not parse or lacks it (a string key,
+        an integer ``ts``), so a malformed line is still produced, unkeyed and
+        untimed, and lands in the dead-letter topic.
+        """
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        key: bytes | None = None
+        ts: int | None = None
+        if isinstance(obj, dict):
+            if isinstance(obj.get(key_field), str):
+                key = obj[key_field].encode("utf-8")
+            if isinstance(obj.get("ts"), int) and not isinstance(obj.get("ts"), bool):
+                ts = obj["ts"]
+        return cls(line_no, raw, key, ts)
+
 
 def read_log(path: Path, key_field: str = "user_id") -> Iterator[LogRecord]:
     """Yield every non-empty line of the file at ``path`` (see `log_records`)."""
@@ -27,28 +48,11 @@ def read_log(path: Path, key_field: str = "user_id") -> Iterator[LogRecord]:
 
 
 def log_records(lines: Iterable[bytes], key_field: str = "user_id") -> Iterator[LogRecord]:
-    """Yield every non-empty line, numbered from 1; lines that do not parse still go out.
-
-    Key and timestamp come from the record when it parses, so a malformed line
-    is produced unkeyed and without a timestamp rather than dropped, and lands
-    in the dead-letter topic.
-    """
+    """Yield every non-empty line, numbered from 1; lines that do not parse still go out."""
     for line_no, line in enumerate(lines, start=1):
         raw = line.rstrip(b"\r\n")
-        if not raw.strip():
-            continue
-        key: bytes | None = None
-        ts: int | None = None
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict):
-            if isinstance(obj.get(key_field), str):
-                key = obj[key_field].encode("utf-8")
-            if isinstance(obj.get("ts"), int) and not isinstance(obj.get("ts"), bool):
-                ts = obj["ts"]
-        yield LogRecord(line_no, raw, key, ts)
+        if raw.strip():
+            yield LogRecord.of(line_no, raw, key_field)
 
 
 def in_range(

@@ -7,35 +7,81 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
 
-import orjson
+from streams.records.json_record import JsonRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter(JsonRecord):
+    """A record that could not be processed (topic ``dlq``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    raw: str
+    """The original payload: as text when it is UTF-8, else base64."""
+    raw_encoding: str
+    """``utf-8`` or ``base64``."""
+    error: str
+    ts: int
+    """When it was dead-lettered (epoch ms)."""
+
+    @classmethod
+    def of(
+        cls,
+        topic: str,
+        partition: int,
+        offset: int,
+        payload: bytes | None,
+        error: str,
+        ts_ms: int | None = None,
+    ) -> Self:
+        """Dead-letter ``payload`` (None is empty) read at ``topic``/``partition``/``offset``."""
+        data = payload or b""
+        try:
+            text, encoding = data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(data).decode("ascii"), "base64"
+        ts = ts_ms if ts_ms is not None else int(time.time() * 1000)
+        return cls(topic, partition, offset, text, encoding, error, ts)
+
+    def payload(self) -> bytes:
+        """Recover the original payload."""
+        if self.raw_encoding == "base64":
+            return base64.b64decode(self.raw)
+        return self.raw.encode("utf-8")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record's JSON object."""
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "raw": self.raw,
+            "raw_encoding": self.raw_encoding,
+            "error": self.error,
+            "ts": self.ts,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            topic=obj["topic"],
+            partition=obj["partition"],
+            offset=obj["offset"],
+            raw=obj["raw"],
+            raw_encoding=obj.get("raw_encoding", "utf-8"),
+            error=obj["error"],
+            ts=obj["ts"],
+        )
 
 
 def dlq_record(
     topic: str, partition: int, offset: int, raw: bytes | None, error: str, ts_ms: int | None = None
 ) -> bytes:
-    """Build the DLQ value; ``raw`` is kept as text when it is UTF-8, else base64."""
-    payload = raw or b""
-    try:
-        text, encoding = payload.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
-    return orjson.dumps(
-        {
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "raw": text,
-            "raw_encoding": encoding,
-            "error": error,
-            "ts": ts_ms if ts_ms is not None else int(time.time() * 1000),
-        }
-    )
-
-
-def raw_bytes(record: dict[str, object]) -> bytes:
-    """Recover the original payload of a decoded DLQ record."""
-    raw = str(record["raw"])
-    if record.get("raw_encoding") == "base64":
-        return base64.b64decode(raw)
-    return raw.encode("utf-8")
+    """Return the bytes of :meth:`DeadLetter.of` (how the worker's app dead-letters a record)."""
+    return DeadLetter.of(topic, partition, offset, raw, error, ts_ms).to_json()

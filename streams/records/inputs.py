@@ -1,16 +1,20 @@
-"""Record contracts (docs/architecture.md, "Records"): parsing and validation of events and items.
+"""Input records (docs/architecture.md, "Records"): events and items, validated on the way in.
 
-Pure functions over bytes. The stream and offline training both read records
-through these, so a record the stream rejects is also rejected offline.
+Pure over bytes. The stream and every offline tool read input records through
+``Event.from_json`` and ``Item.from_json``, so a record the stream rejects is
+also rejected offline.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import orjson
+
+from streams.records.json_record import JsonRecord
 
 EVENT_TYPES = frozenset({"view", "click", "add_to_cart", "purchase", "rating"})
 MAX_RECORD_BYTES = 64 * 1024
@@ -23,7 +27,7 @@ class InvalidRecord(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class Event(JsonRecord):
     """One user interaction (topic ``events``)."""
 
     event_id: str
@@ -50,9 +54,51 @@ class Event:
                 out[key] = value
         return out
 
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        """Validate a decoded event object; raise :class:`InvalidRecord` with the reason."""
+        event_type = _text(obj, "type")
+        if event_type not in EVENT_TYPES:
+            raise InvalidRecord(f"unknown event type {event_type!r}")
+        ts = obj.get("ts")
+        if ts is None:
+            raise InvalidRecord("missing field 'ts'")
+        if isinstance(ts, bool) or not isinstance(ts, int):
+            raise InvalidRecord(
+                f"field 'ts' must be an integer (epoch ms), got {type(ts).__name__}"
+            )
+        if ts < 0:
+            raise InvalidRecord("field 'ts' is negative")
+        price = _number(obj, "price", required=False)
+        if price is not None and price < 0:
+            raise InvalidRecord(f"negative price {price}")
+        quantity = obj.get("quantity")
+        if quantity is not None and (
+            isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1
+        ):
+            raise InvalidRecord("field 'quantity' must be a positive integer")
+        rating = _number(obj, "rating", required=event_type == "rating")
+        if rating is not None and not 0 <= rating <= 10:
+            raise InvalidRecord(f"rating {rating} outside [0, 10]")
+        return cls(
+            event_id=_text(obj, "event_id"),
+            type=event_type,
+            user_id=_text(obj, "user_id"),
+            item_id=_text(obj, "item_id"),
+            ts=ts,
+            price=price,
+            quantity=quantity,
+            rating=rating,
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        """Parse and validate one event (size, UTF-8, JSON, then every field)."""
+        return cls.from_dict(_load_object(raw))
+
 
 @dataclass(frozen=True, slots=True)
-class Item:
+class Item(JsonRecord):
     """One catalogue entry (topic ``items``, compacted, key ``item_id``)."""
 
     item_id: str
@@ -91,6 +137,56 @@ class Item:
             out["ceiling"] = self.ceiling
         return out
 
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        """Validate a decoded item object; raise :class:`InvalidRecord` with the reason."""
+        base = _number(obj, "base_price", required=True)
+        assert base is not None
+        if base <= 0:
+            raise InvalidRecord(f"base_price must be positive, got {base}")
+        floor = _number(obj, "floor", required=False)
+        ceiling = _number(obj, "ceiling", required=False)
+        if floor is not None and floor < 0:
+            raise InvalidRecord(f"negative floor {floor}")
+        if floor is not None and floor > base:
+            raise InvalidRecord(f"floor {floor} above base_price {base}")
+        if ceiling is not None and ceiling < base:
+            raise InvalidRecord(f"ceiling {ceiling} below base_price {base}")
+        attributes = obj.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise InvalidRecord("field 'attributes' must be an object")
+        description = obj.get("description") or ""
+        if not isinstance(description, str):
+            raise InvalidRecord("field 'description' must be a string")
+        return cls(
+            item_id=_text(obj, "item_id"),
+            title=_text(obj, "title", limit=MAX_TEXT_CHARS),
+            category=_text(obj, "category", limit=MAX_TEXT_CHARS),
+            base_price=base,
+            description=description[:MAX_TEXT_CHARS],
+            attributes=tuple(sorted((str(k), str(v)) for k, v in attributes.items())),
+            floor=floor,
+            ceiling=ceiling,
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        """Parse and validate one catalogue item (size, UTF-8, JSON, then every field)."""
+        return cls.from_dict(_load_object(raw))
+
+
+def item_titles(items: Mapping[str, Item]) -> Callable[[str], str | None]:
+    """Return item_id -> title, None for an unknown item (how summaries name items).
+
+    The lookup reads ``items`` when called, so it follows a catalogue that changes.
+    """
+
+    def title_of(item_id: str) -> str | None:
+        item = items.get(item_id)
+        return item.title if item else None
+
+    return title_of
+
 
 def _load_object(raw: bytes | str) -> dict[str, Any]:
     if isinstance(raw, str):
@@ -110,7 +206,7 @@ def _load_object(raw: bytes | str) -> dict[str, Any]:
     return obj
 
 
-def _text(obj: dict[str, Any], key: str, *, limit: int = MAX_ID_CHARS) -> str:
+def _text(obj: Mapping[str, Any], key: str, *, limit: int = MAX_ID_CHARS) -> str:
     if key not in obj or obj[key] is None:
         raise InvalidRecord(f"missing field {key!r}")
     value = obj[key]
@@ -123,7 +219,7 @@ def _text(obj: dict[str, Any], key: str, *, limit: int = MAX_ID_CHARS) -> str:
     return value
 
 
-def _number(obj: dict[str, Any], key: str, *, required: bool) -> float | None:
+def _number(obj: Mapping[str, Any], key: str, *, required: bool) -> float | None:
     value = obj.get(key)
     if value is None:
         if required:
@@ -136,80 +232,3 @@ def _number(obj: dict[str, Any], key: str, *, required: bool) -> float | None:
     if not math.isfinite(number):
         raise InvalidRecord(f"field {key!r} must be finite")
     return number
-
-
-def event_from_dict(obj: dict[str, Any]) -> Event:
-    """Validate a decoded event object."""
-    event_type = _text(obj, "type")
-    if event_type not in EVENT_TYPES:
-        raise InvalidRecord(f"unknown event type {event_type!r}")
-    ts = obj.get("ts")
-    if ts is None:
-        raise InvalidRecord("missing field 'ts'")
-    if isinstance(ts, bool) or not isinstance(ts, int):
-        raise InvalidRecord(f"field 'ts' must be an integer (epoch ms), got {type(ts).__name__}")
-    if ts < 0:
-        raise InvalidRecord("field 'ts' is negative")
-    price = _number(obj, "price", required=False)
-    if price is not None and price < 0:
-        raise InvalidRecord(f"negative price {price}")
-    quantity = obj.get("quantity")
-    if quantity is not None and (
-        isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1
-    ):
-        raise InvalidRecord("field 'quantity' must be a positive integer")
-    rating = _number(obj, "rating", required=event_type == "rating")
-    if rating is not None and not 0 <= rating <= 10:
-        raise InvalidRecord(f"rating {rating} outside [0, 10]")
-    return Event(
-        event_id=_text(obj, "event_id"),
-        type=event_type,
-        user_id=_text(obj, "user_id"),
-        item_id=_text(obj, "item_id"),
-        ts=ts,
-        price=price,
-        quantity=quantity,
-        rating=rating,
-    )
-
-
-def parse_event(raw: bytes | str) -> Event:
-    """Parse and validate one event; raise :class:`InvalidRecord` with the reason."""
-    return event_from_dict(_load_object(raw))
-
-
-def item_from_dict(obj: dict[str, Any]) -> Item:
-    """Validate a decoded item object."""
-    base = _number(obj, "base_price", required=True)
-    assert base is not None
-    if base <= 0:
-        raise InvalidRecord(f"base_price must be positive, got {base}")
-    floor = _number(obj, "floor", required=False)
-    ceiling = _number(obj, "ceiling", required=False)
-    if floor is not None and floor < 0:
-        raise InvalidRecord(f"negative floor {floor}")
-    if floor is not None and floor > base:
-        raise InvalidRecord(f"floor {floor} above base_price {base}")
-    if ceiling is not None and ceiling < base:
-        raise InvalidRecord(f"ceiling {ceiling} below base_price {base}")
-    attributes = obj.get("attributes") or {}
-    if not isinstance(attributes, dict):
-        raise InvalidRecord("field 'attributes' must be an object")
-    description = obj.get("description") or ""
-    if not isinstance(description, str):
-        raise InvalidRecord("field 'description' must be a string")
-    return Item(
-        item_id=_text(obj, "item_id"),
-        title=_text(obj, "title", limit=MAX_TEXT_CHARS),
-        category=_text(obj, "category", limit=MAX_TEXT_CHARS),
-        base_price=base,
-        description=description[:MAX_TEXT_CHARS],
-        attributes=tuple(sorted((str(k), str(v)) for k, v in attributes.items())),
-        floor=floor,
-        ceiling=ceiling,
-    )
-
-
-def parse_item(raw: bytes | str) -> Item:
-    """Parse and validate one catalogue item."""
-    return item_from_dict(_load_object(raw))

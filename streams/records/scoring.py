@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Self
 
-import orjson
-
-from streams.records.user_state import UserState, state_from_obj, state_to_obj
+from streams.records.json_record import JsonRecord
+from streams.records.user_state import UserState
 
 
 @dataclass(frozen=True)
-class ScoringRequest:
+class ScoringRequest(JsonRecord):
     """A user whose state changed: the state travels with the request.
 
     Carrying the state spares the scorer a table read, which a batch agent
@@ -28,25 +28,22 @@ class ScoringRequest:
     """Wall-clock time the ingest agent took the event: latency counts from here,
     since a replayed event's own ``ts`` lies in the past."""
 
-    def to_bytes(self) -> bytes:
-        """Serialize for the scoring topic."""
-        return orjson.dumps(
-            {
-                "user_id": self.user_id,
-                "trigger_event_id": self.trigger_event_id,
-                "event_ts": self.event_ts,
-                "received_ms": self.received_ms,
-                "state": state_to_obj(self.state),
-            }
-        )
+    def to_dict(self) -> dict[str, Any]:
+        """Return the scoring topic's JSON object."""
+        return {
+            "user_id": self.user_id,
+            "trigger_event_id": self.trigger_event_id,
+            "event_ts": self.event_ts,
+            "received_ms": self.received_ms,
+            "state": self.state.to_dict(),
+        }
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> ScoringRequest:
-        """Inverse of :meth:`to_bytes`."""
-        obj = orjson.loads(raw)
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`."""
         return cls(
             user_id=obj["user_id"],
-            state=state_from_obj(obj["state"]),
+            state=UserState.from_dict(obj["state"]),
             trigger_event_id=obj["trigger_event_id"],
             event_ts=obj["event_ts"],
             received_ms=obj["received_ms"],

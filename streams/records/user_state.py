@@ -6,9 +6,9 @@ import base64
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
-import orjson
+from streams.records.json_record import TableRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +22,11 @@ class RecentEvent:
 
 
 @dataclass(frozen=True)
-class UserState:
-    """Rolling state of one user; immutable, updated by :func:`apply_event`."""
+class UserState(TableRecord):
+    """Rolling state of one user; immutable, updated by :func:`apply_event`.
+
+    The ``user_state`` table's value: short keys keep users small, floats round-trip exactly.
+    """
 
     version: int = 0
     recent: tuple[RecentEvent, ...] = ()
@@ -43,6 +46,37 @@ class UserState:
     def interacted(self) -> frozenset[str]:
         """Items the user bought or has in the window (excluded from top-K)."""
         return frozenset(self.purchased) | {e.item_id for e in self.recent}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the state's JSON object."""
+        return {
+            "v": self.version,
+            "r": [[e.type, e.item_id, e.ts, e.rating] for e in self.recent],
+            "s": pack_keys(self.seen),
+            "p": self.purchased,
+            "c": self.categories,
+            "pw": self.price_weight,
+            "pm": self.price_mean,
+            "ps": self.price_sq,
+            "t": self.last_ts,
+            "e": self.last_event_id,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            version=obj["v"],
+            recent=tuple(RecentEvent(t, i, ts, r) for t, i, ts, r in obj["r"]),
+            seen=unpack_keys(obj["s"]),
+            purchased=tuple(obj["p"]),
+            categories=dict(obj["c"]),
+            price_weight=obj["pw"],
+            price_mean=obj["pm"],
+            price_sq=obj["ps"],
+            last_ts=obj["t"],
+            last_event_id=obj["e"],
+        )
 
 
 KEY_BYTES = 6
@@ -65,48 +99,4 @@ def unpack_keys(packed: str) -> tuple[int, ...]:
     raw = base64.b64decode(packed)
     return tuple(
         int.from_bytes(raw[i : i + KEY_BYTES], "big") for i in range(0, len(raw), KEY_BYTES)
-    )
-
-
-def state_to_obj(state: UserState) -> dict[str, Any]:
-    """JSON object of a state; short keys keep users small, floats round-trip exactly."""
-    return {
-        "v": state.version,
-        "r": [[e.type, e.item_id, e.ts, e.rating] for e in state.recent],
-        "s": pack_keys(state.seen),
-        "p": state.purchased,
-        "c": state.categories,
-        "pw": state.price_weight,
-        "pm": state.price_mean,
-        "ps": state.price_sq,
-        "t": state.last_ts,
-        "e": state.last_event_id,
-    }
-
-
-def state_to_bytes(state: UserState) -> bytes:
-    """Serialize for the RocksDB table."""
-    return orjson.dumps(state_to_obj(state))
-
-
-def state_from_bytes(raw: bytes | None) -> UserState:
-    """Inverse of :func:`state_to_bytes`; ``None`` is a new user."""
-    if raw is None:
-        return UserState()
-    return state_from_obj(orjson.loads(raw))
-
-
-def state_from_obj(obj: dict[str, Any]) -> UserState:
-    """Inverse of :func:`state_to_obj`."""
-    return UserState(
-        version=obj["v"],
-        recent=tuple(RecentEvent(t, i, ts, r) for t, i, ts, r in obj["r"]),
-        seen=unpack_keys(obj["s"]),
-        purchased=tuple(obj["p"]),
-        categories=dict(obj["c"]),
-        price_weight=obj["pw"],
-        price_mean=obj["pm"],
-        price_sq=obj["ps"],
-        last_ts=obj["t"],
-        last_event_id=obj["e"],
     )

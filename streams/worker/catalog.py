@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
-from streams.records.inputs import InvalidRecord, Item, parse_item
+from streams.records.inputs import InvalidRecord, Item
 from streams.worker.model_thread import ModelThread
 
 if TYPE_CHECKING:  # a worker without the scorer never loads torch
@@ -53,11 +53,6 @@ class Catalog:
     def embeds(self) -> bool:
         """Whether this catalogue builds an item index (it has a model)."""
         return self._model is not None
-
-    def title_of(self, item_id: str) -> str | None:
-        """Return an item's title, or None when unknown."""
-        item = self.items.get(item_id)
-        return item.title if item else None
 
     def apply(self, item: Item) -> None:
         """Take a new or changed item; it reaches the index at the next refresh."""
@@ -121,7 +116,7 @@ async def follow_items(
                 for msg in messages:
                     if msg.value is not None:
                         try:
-                            catalog.apply(parse_item(msg.value))
+                            catalog.apply(Item.from_json(msg.value))
                         except InvalidRecord as exc:
                             await dead_letter(
                                 tp.topic, tp.partition, msg.offset, msg.value, str(exc)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 
-from encoders.behaviour import StateConfig, apply_with_catalog, render_summary
+from encoders.behaviour import StateConfig, apply_with_catalog, scoring_inputs
 from encoders.config import EncoderConfig
 from encoders.model import Recommender
 from encoders.scorer import BatchScorer
-from streams.records.inputs import Item, event_from_dict, item_from_dict
+from streams.records.inputs import Event, Item, item_titles
 from streams.records.user_state import UserState
 
 GENRES = ["drama", "comedy", "action", "horror", "sci-fi"]
@@ -92,10 +92,10 @@ BAD: list[tuple[bytes | None, bytes, str]] = [
 def expected_states(
     evs: list[dict[str, object]], items: list[dict[str, object]]
 ) -> dict[str, UserState]:
-    catalog: dict[str, Item] = {str(i["item_id"]): item_from_dict(i) for i in items}
+    catalog: dict[str, Item] = {str(i["item_id"]): Item.from_dict(i) for i in items}
     states: dict[str, UserState] = {}
     for raw in evs:
-        event = event_from_dict(raw)
+        event = Event.from_dict(raw)
         states[event.user_id] = apply_with_catalog(
             states.get(event.user_id, UserState()), event, catalog, StateConfig()
         )
@@ -107,14 +107,9 @@ def offline_top10(
 ) -> dict[str, list[str]]:
     """Each user's top-10 from the stream's scorer code run offline on the expected states."""
     scorer = BatchScorer(model, EncoderConfig(device="cpu"))
-    catalog = {str(i["item_id"]): item_from_dict(i) for i in items}
+    catalog = {str(i["item_id"]): Item.from_dict(i) for i in items}
     index = scorer.build_index([(k, v.text()) for k, v in catalog.items()])
-    title = lambda i: catalog[i].title if i in catalog else None  # noqa: E731
     users = sorted(states)
-    ranked = scorer.recommend(
-        [render_summary(states[u], title, StateConfig()) for u in users],
-        [states[u].recent_items() for u in users],
-        [states[u].interacted() for u in users],
-        index,
-    )
+    inputs = scoring_inputs([states[u] for u in users], item_titles(catalog), StateConfig())
+    ranked = scorer.recommend(*inputs, index)
     return {u: [i for i, _ in r] for u, r in zip(users, ranked, strict=True)}

@@ -26,7 +26,6 @@ from kafka.admin import KafkaAdminClient
 
 from streams.offline.collect import TopicCollector, latest_recommendations
 from streams.offline.local import ROOT, LocalCluster, partition_states, wait_in_sync
-from streams.records.user_state import state_to_bytes
 from tests.integration.data import catalogue, events, expected_states
 from tests.integration.test_price_guards_kafka import COOLDOWN_S, GUARDS, HELD, guard_breaches
 from tests.integration.test_restart_kafka import changelog_states, group_lag
@@ -133,7 +132,7 @@ def check_outputs(pipe: Pipeline, log: list[dict[str, object]], *, guards: bool)
     latest = changelog_states(pipe)
     assert set(latest) == set(expected)
     for user, state in expected.items():
-        assert latest[user] == state_to_bytes(state), user
+        assert latest[user] == state.to_json(), user
 
     triggers: dict[tuple[str, int], set[str]] = defaultdict(set)
     versions: dict[tuple[str, str], set[int]] = defaultdict(set)

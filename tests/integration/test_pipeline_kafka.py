@@ -11,7 +11,7 @@ import pytest
 
 from encoders.model import load_model_dir
 from streams.offline.collect import TopicCollector, latest_recommendations
-from streams.records.dead_letter import raw_bytes
+from streams.records.dead_letter import DeadLetter
 from tests.integration.data import BAD, catalogue, events, expected_states, offline_top10
 from tests.kafka_support import Pipeline
 
@@ -53,12 +53,13 @@ def test_mixed_stream_dead_letters_exactly_the_bad_records(pipeline: Pipeline):
     expected = expected_states(good, items)
     recs, prices, dlq = wait_for_users(pipeline, expected, extra_dlq=len(BAD))
 
-    assert sorted(raw_bytes(r) for r in dlq) == sorted(v for _, v, _ in BAD)
-    by_raw = {raw_bytes(r): r for r in dlq}
+    letters = [DeadLetter.from_dict(r) for r in dlq]
+    assert sorted(letter.payload() for letter in letters) == sorted(v for _, v, _ in BAD)
+    by_raw = {letter.payload(): letter for letter in letters}
     for _, value, reason in BAD:
-        assert reason in by_raw[value]["error"]
-        assert by_raw[value]["topic"] == pipeline.topics.events.name
-        assert isinstance(by_raw[value]["offset"], int)
+        assert reason in by_raw[value].error
+        assert by_raw[value].topic == pipeline.topics.events.name
+        assert isinstance(by_raw[value].offset, int)
 
     latest = latest_recommendations(recs)
     assert set(latest) == set(expected)  # userX only ever sent bad records

@@ -21,7 +21,6 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streams.offline.collect import TopicCollector, latest_recommendations
-from streams.records.user_state import state_to_bytes
 from streams.topics import AppTables
 from streams.worker.catalog import ITEM_VECTORS_FILE
 from tests.integration.data import catalogue, events, expected_states
@@ -178,7 +177,7 @@ def test_sigkill_before_the_first_commit_then_restart_loses_nothing(
     latest = changelog_states(pipeline)
     assert set(latest) == set(expected)
     for user, state in expected.items():
-        assert latest[user] == state_to_bytes(state), user
+        assert latest[user] == state.to_json(), user
     # The restarted worker commits every event it consumed (commit interval 1 s).
     assert poll_until(lambda: events_committed_to_the_end(pipeline), 20), (
         f"events not committed to their end offsets:\n{group_lag(pipeline)}"

@@ -4,12 +4,13 @@ import pytest
 import torch
 
 from encoders.config import EncoderConfig
-from encoders.dataset import build_dataset, read_events, read_items
+from encoders.dataset import build_dataset
 from encoders.evaluation import make_scorer, parity_check, rank_targets
 from encoders.metrics import ndcg
 from encoders.model import load_model_dir, load_pretrained
 from encoders.train_config import TrainConfig
 from encoders.training import save_trained, train
+from streams.records.files import read_events, read_items
 
 pytestmark = pytest.mark.slow
 

@@ -22,4 +22,4 @@ def test_each_user_scored_once_on_newest_state_in_first_seen_order():
 
 def test_request_round_trips_through_bytes():
     original = request("u", 4)
-    assert ScoringRequest.from_bytes(original.to_bytes()) == original
+    assert ScoringRequest.from_json(original.to_json()) == original

@@ -1,6 +1,6 @@
 from encoders.behaviour import StateConfig, apply_event, render_summary
 from streams.records.inputs import Event
-from streams.records.user_state import UserState, state_from_bytes, state_to_bytes
+from streams.records.user_state import UserState
 
 CONFIG = StateConfig(window=5)
 TITLES = {"i1": "Toy Story (1995)", "i2": "Heat (1995)", "i3": "Fargo (1996)"}
@@ -47,7 +47,7 @@ def test_duplicate_event_ids_do_not_change_state():
             ev(1, "purchase", "i1"),
         ]
     )
-    assert state_to_bytes(once) == state_to_bytes(twice)
+    assert once.to_json() == twice.to_json()
     assert twice.version == 2
 
 
@@ -68,13 +68,13 @@ def test_bad_rating_counts_against_the_category():
 
 def test_state_bytes_round_trip_exactly():
     state = run([ev(i, "purchase", f"i{i % 3 + 1}", price=3.3 * i) for i in range(1, 9)])
-    assert state_from_bytes(state_to_bytes(state)) == state
-    assert state_from_bytes(None) == UserState()
+    assert UserState.from_json(state.to_json()) == state
+    assert UserState.from_stored(None) == UserState()
 
 
 def test_state_stays_small_for_a_heavy_user():
     events = [ev(i, "purchase", f"item-{i:06d}") for i in range(5000)]
     state = run(events, StateConfig())
-    assert len(state_to_bytes(state)) < 16 * 1024  # bounded by max_purchased, not history
+    assert len(state.to_json()) < 16 * 1024  # bounded by max_purchased, not history
     light = run([ev(i, "click", f"item-{i:06d}") for i in range(20)], StateConfig())
-    assert len(state_to_bytes(light)) <= 2048
+    assert len(light.to_json()) <= 2048

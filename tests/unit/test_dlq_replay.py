@@ -1,18 +1,16 @@
 from pathlib import Path
 
-import orjson
-
 from streams.offline.replay import Pacer, in_range, read_log
-from streams.records.dead_letter import dlq_record, raw_bytes
+from streams.records.dead_letter import DeadLetter
 
 
 def test_dlq_keeps_original_bytes_text_or_base64():
     for payload in (b'{"bad', b"\xff\xfe\x00binary"):
-        record = orjson.loads(dlq_record("events", 2, 17, payload, "why", ts_ms=5))
-        assert record["topic"] == "events" and record["partition"] == 2 and record["offset"] == 17
-        assert record["error"] == "why" and record["ts"] == 5
-        assert raw_bytes(record) == payload
-    assert orjson.loads(dlq_record("t", 0, 0, b"\xff", "e"))["raw_encoding"] == "base64"
+        record = DeadLetter.from_json(DeadLetter.of("events", 2, 17, payload, "why", 5).to_json())
+        assert (record.topic, record.partition, record.offset) == ("events", 2, 17)
+        assert record.error == "why" and record.ts == 5
+        assert record.payload() == payload
+    assert DeadLetter.of("t", 0, 0, b"\xff", "e").raw_encoding == "base64"
 
 
 def test_read_log_keys_times_and_keeps_bad_lines(tmp_path: Path):

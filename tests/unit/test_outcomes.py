@@ -1,19 +1,27 @@
 """The outcome agent's per-user step: offers remembered, purchases attributed, in order."""
 
+from pricing.experiments import MAX_OFFERS_PER_USER, settle_user
 from streams.records.inputs import Event
-from streams.worker.flows.experiment import MAX_OFFERS_PER_USER, settle_user
+from streams.records.outputs import PriceUpdate
 
 
-def offer(item: str, ts: int, price: float = 9.0, arm: str = "bold") -> dict[str, object]:
-    return {
-        "user_id": "u",
-        "item_id": item,
-        "price": price,
-        "ts": ts,
-        "arm": arm,
-        "policy_version": "p1",
-        "base_price": 10.0,
-    }
+def offer(item: str, ts: int, price: float = 9.0, arm: str = "bold") -> PriceUpdate:
+    return PriceUpdate(
+        user_id="u",
+        item_id=item,
+        price=price,
+        base_price=10.0,
+        floor=8.0,
+        ceiling=12.0,
+        previous_price=None,
+        arm=arm,
+        policy_version="p1",
+        reason="test",
+        personalized=arm != "control",
+        ts=ts,
+        interest=0.5,
+        bound="none",
+    )
 
 
 def purchase(item: str, ts: int) -> Event:
@@ -23,9 +31,9 @@ def purchase(item: str, ts: int) -> Event:
 def test_purchase_is_credited_to_the_latest_offer_made_before_it():
     inputs = [offer("a", 1_000, 9.0), offer("a", 2_000, 8.5, "gentle"), purchase("a", 3_000)]
     offers, credited = settle_user({}, inputs, window_s=60)
-    assert [(r["arm"], r["price"], r["offer_ts"]) for r in credited] == [("gentle", 8.5, 2_000)]
-    assert credited[0]["revenue"] == 8.5
-    assert offers["a"][:3] == [8.5, 2_000, "gentle"]
+    assert [(r.arm, r.price, r.offer_ts) for r in credited] == [("gentle", 8.5, 2_000)]
+    assert credited[0].revenue == 8.5 and credited[0].base_price == 10.0
+    assert offers["a"][:3] == (8.5, 2_000, "gentle")
 
 
 def test_order_inside_a_batch_matters():

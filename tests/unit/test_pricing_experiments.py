@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pricing.experiments import ArmStats, Offer, assign_arm, attribute, thompson_shares
+from pricing.experiments import assign_arm, attribute, thompson_shares
+from streams.records.experiment import ArmStats, LastOffer
 
 SHARES = {"gentle": 0.4, "bold": 0.4}
 
@@ -133,7 +134,7 @@ def test_bandit_rejects_impossible_layouts(arms, control, min_share):
         thompson_shares({}, arms, control, min_share)
 
 
-OFFER = Offer("u", "i", "bold", 10.5, ts=1_000_000, policy_version="bounded-v1")
+OFFER = LastOffer(10.5, ts=1_000_000, arm="bold", policy_version="bounded-v1", base_price=10.0)
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,7 @@ def test_identical_inputs_give_identical_decisions(item, interest, previous, arm
     first = decide(item, interest, previous, arm, config, now_s=5.0, last_change_s=last)
     second = decide(item, interest, previous, arm, config, now_s=5.0, last_change_s=last)
     assert first == second
-    assert first.to_record("u", 1) == second.to_record("u", 1)
+    assert first.to_record("u", 1).to_dict() == second.to_record("u", 1).to_dict()
 
 
 MONEY = ("price", "base_price", "floor", "ceiling", "previous_price")
@@ -149,7 +149,7 @@ def test_published_records_keep_the_price_inside_the_published_bounds(
 ):
     previous = scaled_previous(previous, item)
     d = decide(item, interest, previous, arm, config, now_s=0.0, last_change_s=last)
-    record = d.to_record("u", 1)
+    record = d.to_record("u", 1).to_dict()
     assert record["floor"] <= record["price"] <= record["ceiling"]
     assert record["personalized"] is (arm is not None)
 
@@ -161,7 +161,7 @@ def test_published_money_is_the_nearest_multiple_of_the_minor_unit(
 ):
     previous = scaled_previous(previous, item)
     d = decide(item, interest, previous, arm, config, now_s=0.0, last_change_s=last)
-    record = d.to_record("u", 1)
+    record = d.to_record("u", 1).to_dict()
     unit = config.guardrails_for(item.category).minor_unit
     exact = {
         "price": d.price,
@@ -200,7 +200,7 @@ def test_control_shows_the_base_price_and_is_not_personalized(
         ceiling=None if ceiling_factor is None else base * ceiling_factor,
     )
     config = PricingConfig(guardrails=Guardrails(max_deviation=deviation))
-    record = decide(item, interest, None, None, config).to_record("u", 1)
+    record = decide(item, interest, None, None, config).to_record("u", 1).to_dict()
     assert record["arm"] == "control" and record["personalized"] is False
     assert record["price"] == record["base_price"] == base
 
@@ -209,7 +209,7 @@ def test_control_shows_the_base_price_and_is_not_personalized(
 @given(items(), interests, previous_prices, configs, times)
 def test_control_is_never_disclosed_as_personalized(item, interest, previous, config, last):
     d = decide(item, interest, previous, None, config, now_s=0.0, last_change_s=last)
-    assert d.to_record("u", 1)["personalized"] is False
+    assert d.to_record("u", 1).to_dict()["personalized"] is False
 
 
 @PROPERTY
@@ -284,7 +284,7 @@ def test_step_yields_to_the_hard_band_when_they_do_not_meet(previous, edge):
 def test_invalid_previous_price_is_ignored(previous):
     d = decide(PricedItem("i", 10.0), 1.0, previous, BOLD, CONFIG)
     assert (d.price, d.previous_price) == (12.0, None)
-    assert "previous_price" not in d.to_record("u", 1)
+    assert "previous_price" not in d.to_record("u", 1).to_dict()
 
 
 def test_control_shows_the_base_price_whatever_the_interest():
@@ -331,13 +331,13 @@ def test_category_guardrails_override_the_global_ones():
 def test_records_round_money_to_cents():
     d = decide(PricedItem("i", 8.31), 0.0, 7.0, BOLD, CONFIG)
     assert (d.floor, d.ceiling) == (8.31 * 0.8, 7.0 * 1.1)  # 6.648000000000001, 7.700000000000001
-    record = d.to_record("u", 1)
+    record = d.to_record("u", 1).to_dict()
     assert [record[f] for f in MONEY] == [6.65, 8.31, 6.65, 7.7, 7.0]
 
 
 def test_to_record_has_the_design_contract_fields():
     d = decide(PricedItem("i", 10.0), 1.0, 10.0, BOLD, CONFIG)
-    record = d.to_record("u1", 1_700_000_000_000)
+    record = d.to_record("u1", 1_700_000_000_000).to_dict()
     assert record == {
         "user_id": "u1",
         "item_id": "i",

@@ -7,20 +7,27 @@ records became classes, and must not change.
 
 from __future__ import annotations
 
-import orjson
 import pytest
 
 from encoders.behaviour import StateConfig, apply_with_catalog
 from pricing.config import PricingConfig
-from pricing.experiments import ArmStats, Offer
+from pricing.experiments import remember_offer, settle_purchase, settle_user
 from pricing.policy import PricedItem, decide
-from pricing.shown_prices import ShownPrice, shown_from_bytes, shown_to_bytes
-from streams.records.dead_letter import dlq_record, raw_bytes
-from streams.records.inputs import Event, parse_event, parse_item
-from streams.records.outputs import recommendation_record
+from streams.records.dead_letter import DeadLetter, dlq_record
+from streams.records.experiment import (
+    ArmDelta,
+    ArmStats,
+    LastOffer,
+    LastOffers,
+    Outcome,
+    SharesSnapshot,
+)
+from streams.records.inputs import Event, Item
+from streams.records.json_record import JsonRecord, array_from_json, array_to_json
+from streams.records.outputs import PriceUpdate, Recommendation
 from streams.records.scoring import ScoringRequest
-from streams.records.user_state import UserState, state_from_bytes, state_to_bytes
-from streams.worker.flows.experiment import outcome_record, remember_offer, settle_user
+from streams.records.shown_prices import ShownPrice, ShownPrices
+from streams.records.user_state import UserState
 from streams.worker.flows.scoring import audit_record
 
 EVENT_PURCHASE = (
@@ -110,10 +117,10 @@ PRICING = PricingConfig()
 
 
 def _state() -> UserState:
-    items = {item.item_id: item for item in (parse_item(ITEM_FULL), parse_item(ITEM_MIN))}
+    items = {item.item_id: item for item in (Item.from_json(ITEM_FULL), Item.from_json(ITEM_MIN))}
     state = UserState()
     for raw in (EVENT_PURCHASE, EVENT_RATING, EVENT_VIEW):
-        state = apply_with_catalog(state, parse_event(raw), items, StateConfig())
+        state = apply_with_catalog(state, Event.from_json(raw), items, StateConfig())
     return state
 
 
@@ -136,69 +143,74 @@ def _decisions():
     return step, first
 
 
-def _updates():
+def _updates() -> tuple[PriceUpdate, PriceUpdate]:
     step, first = _decisions()
     return step.to_record("u1", 1_700_000_003_000), first.to_record("u1", 1_700_000_003_000)
 
 
+def _pinned(record: JsonRecord, raw: bytes) -> None:
+    """``record`` writes exactly ``raw`` and reads back from it as itself."""
+    assert record.to_json() == raw
+    assert type(record).from_json(raw) == record
+
+
 @pytest.mark.parametrize("raw", [EVENT_PURCHASE, EVENT_RATING, EVENT_VIEW])
 def test_event_bytes(raw: bytes):
-    assert orjson.dumps(parse_event(raw).to_dict()) == raw
+    _pinned(Event.from_json(raw), raw)
 
 
 @pytest.mark.parametrize("raw", [ITEM_FULL, ITEM_MIN])
 def test_item_bytes(raw: bytes):
-    assert orjson.dumps(parse_item(raw).to_dict()) == raw
+    _pinned(Item.from_json(raw), raw)
 
 
 def test_item_attributes_are_written_sorted_as_text():
     raw = ITEM_FULL.replace(b'{"genre":"kids","year":"1995"}', b'{"year":1995,"genre":"kids"}')
-    assert orjson.dumps(parse_item(raw).to_dict()) == ITEM_FULL
+    assert Item.from_json(raw).to_json() == ITEM_FULL
 
 
 def test_user_state_bytes():
-    assert state_to_bytes(_state()) == STATE
-    assert state_from_bytes(STATE) == _state()
-    assert state_to_bytes(UserState()) == STATE_EMPTY
-    assert state_from_bytes(None) == UserState()
+    _pinned(_state(), STATE)
+    _pinned(UserState(), STATE_EMPTY)
+    assert UserState.from_stored(None) == UserState()
 
 
 def test_scoring_request_bytes():
-    assert _request().to_bytes() == SCORING_REQUEST
-    assert ScoringRequest.from_bytes(SCORING_REQUEST) == _request()
+    _pinned(_request(), SCORING_REQUEST)
 
 
 def test_recommendation_bytes():
     ranked = [("i1", 0.123456789), ("i2", -0.5)]
-    record = recommendation_record(_request(), ranked, "model-v1", 1_700_000_003_000)
-    assert orjson.dumps(record) == RECOMMENDATION
+    _pinned(Recommendation.of(_request(), ranked, "model-v1", 1_700_000_003_000), RECOMMENDATION)
 
 
 def test_price_update_and_offers_bytes():
     step, first = _updates()
-    assert orjson.dumps(step) == PRICE_UPDATE_STEP
-    assert orjson.dumps(first) == PRICE_UPDATE_FIRST
-    assert orjson.dumps([step, first]) == OFFERS
+    _pinned(step, PRICE_UPDATE_STEP)
+    _pinned(first, PRICE_UPDATE_FIRST)
+    assert array_to_json([step, first]) == OFFERS
+    assert array_from_json(PriceUpdate, OFFERS) == [step, first]
 
 
 def test_audit_bytes():
-    step, _ = _decisions()
-    record = audit_record(
-        "u1", step, 0.123456789, _request(), "model-v1", PRICING, "Animation", 1_700_000_003_000
-    )
-    assert orjson.dumps(record) == AUDIT
+    step, _ = _updates()
+    audit = audit_record(step, 0.123456789, _request(), "model-v1", PRICING, "Animation")
+    _pinned(audit, AUDIT)
 
 
 def test_outcome_and_last_offers_bytes():
     step, first = _updates()
     offers = remember_offer(remember_offer({}, step), first)
-    assert orjson.dumps(offers) == LAST_OFFERS
+    _pinned(LastOffers(offers), LAST_OFFERS)
+    assert LastOffers.from_stored(None) == LastOffers()
     purchase = Event("p1", "purchase", "u1", "i1", 1_700_000_004_000)
     after, credited = settle_user({}, [step, first, purchase], 3600)
-    assert orjson.dumps(after) == LAST_OFFERS
-    assert [orjson.dumps(record) for record in credited] == [OUTCOME]
-    offer = Offer("u1", "i1", "gentle", 8.8, 1_700_000_003_000, "bounded-v1")
-    assert orjson.dumps(outcome_record(offer, 8.49, 1_700_000_004_000)) == OUTCOME
+    assert LastOffers(after).to_json() == LAST_OFFERS
+    assert [outcome.to_json() for outcome in credited] == [OUTCOME]
+    _pinned(credited[0], OUTCOME)
+    assert settle_purchase(after, "u1", "i1", 1_700_000_004_000, 3600) == credited[0]
+    assert after["i1"] == LastOffer(8.8, 1_700_000_003_000, "gentle", "bounded-v1", 8.49)
+    assert isinstance(credited[0], Outcome)
 
 
 @pytest.mark.parametrize(
@@ -210,38 +222,33 @@ def test_outcome_and_last_offers_bytes():
     ],
 )
 def test_dead_letter_bytes(args: tuple, raw: bytes):
+    letter = DeadLetter.of(*args)
+    _pinned(letter, raw)
     assert dlq_record(*args) == raw
-    assert raw_bytes(orjson.loads(raw)) == (args[3] or b"")
+    assert DeadLetter.from_json(raw).payload() == (args[3] or b"")
 
 
 def test_shares_snapshot_bytes():
     stats = {"control": ArmStats(10, 1, 8.49), "bold": ArmStats(12, 2, 17.0)}
-    snapshot = {
-        "update": 3,
-        "offers": sum(s.offers for s in stats.values()),
-        "ts": 1_700_000_005_000,
-        "shares": {"control": 0.2, "bold": 0.5, "gentle": 0.3},
-        "stats": {arm: s.to_dict() for arm, s in stats.items()},
-    }
-    assert orjson.dumps(snapshot) == SHARES
-    initial = {
-        "update": 0,
-        "offers": 0,
-        "ts": None,
-        "shares": {"control": 0.2, "bold": 0.4, "gentle": 0.4},
-        "stats": {"control": ArmStats().to_dict(), "bold": ArmStats().to_dict()},
-    }
-    assert orjson.dumps(initial) == SHARES_INITIAL
+    shares = {"control": 0.2, "bold": 0.5, "gentle": 0.3}
+    snapshot = SharesSnapshot.of(3, 1_700_000_005_000, shares, stats)
+    _pinned(snapshot, SHARES)
+    stats["bold"].offers += 1  # the snapshot keeps the counters it was taken with
+    assert snapshot.to_json() == SHARES
+    initial = {"control": 0.2, "bold": 0.4, "gentle": 0.4}
+    empty = {"control": ArmStats(), "bold": ArmStats()}
+    _pinned(SharesSnapshot.of(0, None, initial, empty), SHARES_INITIAL)
 
 
 def test_experiment_event_and_arm_stats_bytes():
-    assert orjson.dumps({"arm": "bold", "offers": 7}) == EXPERIMENT_OFFERS
-    conversion = {"arm": "gentle", "conversions": 1, "revenue": 8.8}
-    assert orjson.dumps(conversion) == EXPERIMENT_CONVERSION
-    assert orjson.dumps(ArmStats(12, 2, 17.0).to_dict()) == ARM_STATS
+    _pinned(ArmDelta("bold", offers=7), EXPERIMENT_OFFERS)
+    outcome = Outcome.from_json(OUTCOME)
+    _pinned(ArmDelta.sale(outcome), EXPERIMENT_CONVERSION)
+    _pinned(ArmStats(12, 2, 17.0), ARM_STATS)
+    assert ArmStats.from_stored(None) == ArmStats()
 
 
 def test_shown_prices_bytes():
     shown = {"i1": ShownPrice(8.49, 1.7e9), "i2": ShownPrice(5.0, 1_700_000_003.5)}
-    assert shown_to_bytes(shown) == SHOWN_PRICES
-    assert shown_from_bytes(SHOWN_PRICES) == shown
+    _pinned(ShownPrices(shown), SHOWN_PRICES)
+    assert ShownPrices.from_stored(None) == ShownPrices()

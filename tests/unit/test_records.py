@@ -1,7 +1,7 @@
 import orjson
 import pytest
 
-from streams.records.inputs import MAX_RECORD_BYTES, InvalidRecord, parse_event, parse_item
+from streams.records.inputs import MAX_RECORD_BYTES, Event, InvalidRecord, Item
 
 VALID = {
     "event_id": "e1",
@@ -25,7 +25,7 @@ def raw(**changes: object) -> bytes:
 
 
 def test_valid_event_round_trips():
-    event = parse_event(raw())
+    event = Event.from_json(raw())
     assert event.to_dict() == VALID
 
 
@@ -53,19 +53,19 @@ def test_valid_event_round_trips():
 )
 def test_every_bad_input_class_has_a_clear_reason(payload: bytes, reason: str):
     with pytest.raises(InvalidRecord, match=None) as info:
-        parse_event(payload)
+        Event.from_json(payload)
     assert reason in str(info.value)
 
 
 def test_non_finite_numbers_are_rejected():
     with pytest.raises(InvalidRecord, match="infinity"):
-        parse_event(
+        Event.from_json(
             b'{"event_id":"e","type":"view","user_id":"u","item_id":"i","ts":1,"price":1e999}'
         )
 
 
 def test_item_validation_and_text():
-    item = parse_item(
+    item = Item.from_json(
         orjson.dumps(
             {
                 "item_id": "1",
@@ -80,6 +80,6 @@ def test_item_validation_and_text():
     )
     assert item.text() == "Toy Story (1995). category: Animation. year: 1995"
     with pytest.raises(InvalidRecord, match="floor 9.0 above base_price 8.0"):
-        parse_item(b'{"item_id":"1","title":"t","category":"c","base_price":8,"floor":9}')
+        Item.from_json(b'{"item_id":"1","title":"t","category":"c","base_price":8,"floor":9}')
     with pytest.raises(InvalidRecord, match="base_price must be positive"):
-        parse_item(b'{"item_id":"1","title":"t","category":"c","base_price":0}')
+        Item.from_json(b'{"item_id":"1","title":"t","category":"c","base_price":0}')

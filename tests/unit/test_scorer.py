@@ -11,8 +11,9 @@ from encoders.scorer import BatchScorer
 from pricing.config import PricingConfig
 from pricing.offers import price_items
 from pricing.policy import Decision
-from pricing.shown_prices import PriceMemory, ShownPrice
+from pricing.shown_prices import PriceMemory
 from streams.records.inputs import Item
+from streams.records.shown_prices import ShownPrice
 
 ITEMS = [
     (f"i{n}", f"movie number {n} about {w}")

@@ -15,13 +15,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from encoders.config import EncoderConfig
-from pricing.shown_prices import (
-    PriceMemory,
-    ShownPrice,
-    remember_shown,
-    shown_from_bytes,
-    shown_to_bytes,
-)
+from pricing.shown_prices import PriceMemory, remember_shown
+from streams.records.shown_prices import ShownPrice, ShownPrices
 from streams.settings import Settings
 from streams.topics import AppTables
 from streams.worker.app import create_app
@@ -105,12 +100,12 @@ def test_the_items_of_one_scoring_never_push_each_other_out():
     )
 )
 def test_bytes_keep_prices_exactly_and_their_order(shown: dict[str, ShownPrice]):
-    back = shown_from_bytes(shown_to_bytes(shown))
+    back = ShownPrices.from_json(ShownPrices(shown).to_json()).by_item
     assert list(back.items()) == list(shown.items())
 
 
 def test_a_user_never_priced_has_an_empty_map():
-    assert shown_from_bytes(None) == {}
+    assert ShownPrices.from_stored(None).by_item == {}
     assert PriceMemory().of("nobody") == {}
 
 
@@ -168,9 +163,9 @@ async def test_each_users_map_is_kept_in_the_partition_of_that_users_event():
         await asyncio.wait_for(done.wait(), 10)
 
     assert read[0] == dict.fromkeys(users)
-    assert read[1] == {user: shown_to_bytes(after[user]) for user in users}
+    assert read[1] == {user: ShownPrices(after[user]).to_json() for user in users}
     assert sorted(changelog) == sorted(
-        (partition, user, shown_to_bytes(after[user])) for user, partition in users.items()
+        (partition, user, ShownPrices(after[user]).to_json()) for user, partition in users.items()
     )
 
 

@@ -19,23 +19,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import cast
 
 import faust
-import orjson
 from aiokafka import AIOKafkaConsumer
 
 from pricing.config import CONTROL_ARM, PricingConfig
-from pricing.experiments import ArmStats, Offer, attribute, thompson_shares
-from streams.records.inputs import Event, event_from_dict
+from pricing.experiments import add_stats, settle_user, thompson_shares
+from streams.records.experiment import ArmDelta, ArmStats, LastOffers, SharesSnapshot
+from streams.records.inputs import Event
+from streams.records.json_record import array_from_json
+from streams.records.outputs import PriceUpdate
 from streams.settings import IngestSettings
 from streams.worker.faust_ext.current_event import acting_for
 from streams.worker.tables import bytes_table
 
 log = logging.getLogger(__name__)
 
-MAX_OFFERS_PER_USER = 50
 SHARES_KEY = b"shares"
 
 
@@ -45,72 +46,6 @@ class SharesHolder:
     def __init__(self, initial: Mapping[str, float]) -> None:
         self.shares: dict[str, float] = dict(initial)
         self.update = 0
-
-
-def remember_offer(offers: dict[str, list[Any]], update: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """Record the newest offer of an item, keeping the user's latest few items (pure)."""
-    out = {k: v for k, v in offers.items() if k != update["item_id"]}
-    out[str(update["item_id"])] = [
-        update["price"],
-        update["ts"],
-        update["arm"],
-        update["policy_version"],
-        update["base_price"],
-    ]
-    if len(out) > MAX_OFFERS_PER_USER:
-        out = dict(sorted(out.items(), key=lambda kv: kv[1][1])[-MAX_OFFERS_PER_USER:])
-    return out
-
-
-def outcome_record(offer: Offer, base_price: float, purchase_ts: int) -> dict[str, Any]:
-    """Build the ``price-outcomes`` record of an attributed purchase (as the back-test writes)."""
-    return {
-        "user_id": offer.user_id,
-        "item_id": offer.item_id,
-        "arm": offer.arm,
-        "price": offer.price,
-        "base_price": base_price,
-        "offer_ts": offer.ts,
-        "ts": purchase_ts,
-        "revenue": offer.price,
-        "policy_version": offer.policy_version,
-    }
-
-
-OfferOrPurchase = Mapping[str, Any] | Event
-"""A price-update record (decoded) or a purchase event."""
-
-
-def settle_user(
-    offers: dict[str, list[Any]], inputs: Sequence[OfferOrPurchase], window_s: float
-) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
-    """Apply one user's offers and purchases in order (pure).
-
-    Return the offers to keep and the outcome record of every purchase
-    attributed to the latest offer of its item within ``window_s``.
-    """
-    credited: list[dict[str, Any]] = []
-    for item in inputs:
-        if not isinstance(item, Event):
-            offers = remember_offer(offers, item)
-            continue
-        shown = offers.get(item.item_id)
-        if shown is None:
-            continue
-        offer = Offer(item.user_id, item.item_id, shown[2], shown[0], shown[1], shown[3])
-        attributed = attribute(offer, item.ts, window_s)
-        if attributed is not None:
-            credited.append(outcome_record(attributed, shown[4], item.ts))
-    return offers, credited
-
-
-def add_stats(stats: ArmStats, delta: Mapping[str, Any]) -> ArmStats:
-    """Counters after one ``experiment-events`` record (pure)."""
-    return ArmStats(
-        offers=stats.offers + int(delta.get("offers", 0)),
-        conversions=stats.conversions + int(delta.get("conversions", 0)),
-        revenue=stats.revenue + float(delta.get("revenue", 0.0)),
-    )
 
 
 def register(
@@ -137,30 +72,27 @@ def register(
             batching.max_batch, within=batching.max_wait_s
         )
         async for batch in batches:
-            by_user: dict[str, list[tuple[faust.types.EventT, OfferOrPurchase]]] = {}
+            by_user: dict[str, list[tuple[faust.types.EventT, PriceUpdate | Event]]] = {}
             for event in batch:
                 if event.message.topic == offers_name:
                     # One message per user per scoring batch: that batch's price updates.
-                    for update in orjson.loads(event.value):
-                        by_user.setdefault(str(update["user_id"]), []).append((event, update))
+                    for update in array_from_json(PriceUpdate, event.value):
+                        by_user.setdefault(update.user_id, []).append((event, update))
                     continue
                 # One message per user per ingest batch: a JSON array of the
                 # purchase events, validated by the ingest agent.
-                for obj in orjson.loads(event.value):
-                    purchase = event_from_dict(obj)
+                for purchase in array_from_json(Event, event.value):
                     by_user.setdefault(purchase.user_id, []).append((event, purchase))
             for user, group in by_user.items():
                 with acting_for(group[-1][0]):
-                    raw = last_offers.get(user)
-                    before = orjson.loads(raw) if raw else {}
-                    after, credited = settle_user(before, [i for _, i in group], window_s)
-                    if after != before:
-                        last_offers[user] = orjson.dumps(after)
-                for record in credited:
-                    await outcomes.send(key=user.encode(), value=orjson.dumps(record))
-                    delta = {"arm": record["arm"], "conversions": 1, "revenue": record["revenue"]}
+                    before = LastOffers.from_stored(last_offers.get(user))
+                    after, credited = settle_user(before.by_item, [i for _, i in group], window_s)
+                    if after != before.by_item:
+                        last_offers[user] = LastOffers(after).to_json()
+                for attributed in credited:
+                    await outcomes.send(key=user.encode(), value=attributed.to_json())
                     await experiment_events.send(
-                        key=str(record["arm"]).encode(), value=orjson.dumps(delta)
+                        key=attributed.arm.encode(), value=ArmDelta.sale(attributed).to_json()
                     )
 
     # Filled by the experiment agent, which runs only on the worker owning the
@@ -175,13 +107,11 @@ def register(
             if not known:  # after a restart: every arm's counters from the recovered table
                 for arm in names:
                     if (saved := arm_stats.get(arm)) is not None:
-                        known[arm] = ArmStats.from_dict(orjson.loads(saved))
-            delta = orjson.loads(raw)
-            name = str(delta["arm"])
-            current = arm_stats.get(name)
-            stats = ArmStats.from_dict(orjson.loads(current)) if current else ArmStats()
-            known[name] = add_stats(stats, delta)
-            arm_stats[name] = orjson.dumps(known[name].to_dict())
+                        known[arm] = ArmStats.from_json(saved)
+            delta = ArmDelta.from_json(raw)
+            stats = ArmStats.from_stored(arm_stats.get(delta.arm))
+            known[delta.arm] = add_stats(stats, delta)
+            arm_stats[delta.arm] = known[delta.arm].to_json()
             dirty.set()
 
     @app.timer(interval=bandit_interval_s)
@@ -195,14 +125,8 @@ def register(
         shares = thompson_shares(
             known, arms, pricing.control_share, pricing.min_arm_share, seed=updates
         )
-        snapshot = {
-            "update": updates,
-            "offers": sum(s.offers for s in known.values()),
-            "ts": int(time.time() * 1000),
-            "shares": shares,
-            "stats": {arm: s.to_dict() for arm, s in known.items()},
-        }
-        await experiment_shares.send(key=SHARES_KEY, value=orjson.dumps(snapshot))
+        snapshot = SharesSnapshot.of(updates, int(time.time() * 1000), shares, known)
+        await experiment_shares.send(key=SHARES_KEY, value=snapshot.to_json())
 
     app.agent(offer_sources, name="outcomes")(outcome)
     app.agent(experiment_events, name="experiment")(experiment)
@@ -220,9 +144,9 @@ async def follow_shares(holder: SharesHolder, bootstrap: str, topic: str) -> Non
     await consumer.start()
     try:
         async for message in consumer:
-            snapshot = orjson.loads(message.value)
-            holder.shares = dict(snapshot["shares"])
-            holder.update = int(snapshot["update"])
+            snapshot = SharesSnapshot.from_json(message.value)
+            holder.shares = dict(snapshot.shares)
+            holder.update = snapshot.update
     except asyncio.CancelledError:
         raise
     finally:

@@ -24,9 +24,9 @@ from typing import Any, cast
 import faust
 
 from encoders.behaviour import StateConfig, apply_with_catalog
-from streams.records.inputs import Event, InvalidRecord, Item, parse_event
+from streams.records.inputs import Event, InvalidRecord, Item
 from streams.records.scoring import ScoringRequest
-from streams.records.user_state import UserState, state_from_bytes, state_to_bytes
+from streams.records.user_state import UserState
 from streams.settings import IngestSettings
 from streams.worker.catalog import Catalog
 from streams.worker.faust_ext.current_event import acting_for
@@ -109,7 +109,7 @@ def register(
             by_user: dict[str, list[tuple[faust.types.EventT, Event]]] = {}
             for event in batch:
                 try:
-                    parsed = parse_event(event.value)
+                    parsed = Event.from_json(event.value)
                     check_key(event.message.key, parsed)
                 except InvalidRecord as exc:
                     await reject(event, str(exc))
@@ -118,10 +118,10 @@ def register(
             records: list[tuple[str, bytes, bytes]] = []
             for user_id, group in by_user.items():
                 with acting_for(group[-1][0]):
-                    before = state_from_bytes(user_state.get(user_id))
+                    before = UserState.from_stored(user_state.get(user_id))
                     result = apply_group(before, [p for _, p in group], catalog.items, config)
                     if result.changed:
-                        user_state[user_id] = state_to_bytes(result.state)
+                        user_state[user_id] = result.state.to_json()
                 for position, reason in result.failures:
                     log.error("could not apply event %s: %s", group[position][1].event_id, reason)
                     await reject(group[position][0], reason)
@@ -137,7 +137,7 @@ def register(
                         result.trigger.ts,
                         received_ms,
                     )
-                    records.append((scoring_topic, key, request.to_bytes()))
+                    records.append((scoring_topic, key, request.to_json()))
             await deliver(app, records)
 
     return app.agent(events, name="ingest")(ingest)

@@ -28,16 +28,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-import orjson
 from faust.types import EventT
 
-from encoders.behaviour import StateConfig, render_summary
+from encoders.behaviour import StateConfig, scoring_inputs
 from pricing.config import PricingConfig
 from pricing.offers import price_items
-from pricing.policy import Decision
-from pricing.shown_prices import ShownPrice, remember_shown, shown_from_bytes, shown_to_bytes
-from streams.records.outputs import recommendation_record
+from pricing.shown_prices import remember_shown
+from streams.records.experiment import ArmDelta
+from streams.records.inputs import item_titles
+from streams.records.json_record import array_to_json
+from streams.records.outputs import Audit, PriceUpdate, Recommendation
 from streams.records.scoring import ScoringRequest, latest_per_user
+from streams.records.shown_prices import ShownPrice, ShownPrices
 from streams.settings import ScorerSettings
 from streams.worker.catalog import Catalog
 from streams.worker.faust_ext.current_event import acting_for
@@ -49,25 +51,23 @@ from streams.worker.tables import bytes_table
 
 
 def audit_record(
-    user_id: str,
-    decision: Decision,
+    update: PriceUpdate,
     score: float,
     request: ScoringRequest,
     model_version: str,
     config: PricingConfig,
     category: str | None,
-    now_ms: int,
-) -> dict[str, Any]:
+) -> Audit:
     """Everything that went into one offer, so it can be re-derived and audited alone."""
-    return {
-        **decision.to_record(user_id, now_ms),
-        "score": score,
-        "guardrails": config.guardrails_for(category).model_dump(),
-        "experiment_id": config.experiment_id,
-        "model_version": model_version,
-        "state_version": request.state.version,
-        "trigger_event_id": request.trigger_event_id,
-    }
+    return Audit(
+        update=update,
+        score=score,
+        guardrails=config.guardrails_for(category).model_dump(),
+        experiment_id=config.experiment_id,
+        model_version=model_version,
+        state_version=request.state.version,
+        trigger_event_id=request.trigger_event_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def write_shown(
 ) -> None:
     """Write each user's map that differs from the ``stored`` bytes, in the user's partition."""
     for user_id, user_shown in shown.items():
-        raw = shown_to_bytes(user_shown)
+        raw = ShownPrices(user_shown).to_json()
         if raw != stored.get(user_id):
             with acting_for(users[user_id]):
                 table[user_id] = raw
@@ -142,10 +142,9 @@ def register(
     def score_batch(requests: list[ScoringRequest]) -> list[list[tuple[str, float]]]:
         index = catalog.index
         assert index is not None
-        summaries = [render_summary(r.state, catalog.title_of, state_config) for r in requests]
-        exclude = [r.state.interacted() for r in requests]
-        recent = [r.state.recent_items() for r in requests]
-        return model.scorer.recommend(summaries, recent, exclude, index)
+        titles = item_titles(catalog.items)
+        inputs = scoring_inputs([r.state for r in requests], titles, state_config)
+        return model.scorer.recommend(*inputs, index)
 
     def outputs(
         requests: Sequence[ScoringRequest],
@@ -163,8 +162,8 @@ def register(
         after: dict[str, dict[str, ShownPrice]] = {}
         for request, user_ranked in zip(requests, ranked, strict=True):
             key = request.user_id.encode()
-            record = recommendation_record(request, user_ranked, version, now_ms)
-            records.append((names.recommendations, key, orjson.dumps(record)))
+            recommendation = Recommendation.of(request, user_ranked, version, now_ms)
+            records.append((names.recommendations, key, recommendation.to_json()))
             before = shown[request.user_id]
             arm, decisions = price_items(
                 request.user_id,
@@ -187,21 +186,14 @@ def register(
             for decision in decisions:
                 update = decision.to_record(request.user_id, now_ms)
                 updates.append(update)
-                records.append((names.price_updates, key, orjson.dumps(update)))
+                records.append((names.price_updates, key, update.to_json()))
                 category = catalog.items[decision.item_id].category
                 audit = audit_record(
-                    request.user_id,
-                    decision,
-                    scores[decision.item_id],
-                    request,
-                    version,
-                    pricing,
-                    category,
-                    now_ms,
+                    update, scores[decision.item_id], request, version, pricing, category
                 )
-                records.append((names.audit, key, orjson.dumps(audit)))
+                records.append((names.audit, key, audit.to_json()))
             # The outcome agent reads one record per user per batch, not ten.
-            records.append((names.offers, key, orjson.dumps(updates)))
+            records.append((names.offers, key, array_to_json(updates)))
         return records, offers, after
 
     async def score(stream: faust.StreamT) -> None:
@@ -209,12 +201,12 @@ def register(
         loop = asyncio.get_running_loop()
         version = model.scorer.model_version
         async for batch in gather(stream, settings.max_batch, settings.max_wait_s):
-            parsed = [(ScoringRequest.from_bytes(raw), event) for raw, event in batch]
+            parsed = [(ScoringRequest.from_json(raw), event) for raw, event in batch]
             requests = latest_per_user(request for request, _ in parsed)
             # A user's events all share one partition: the table is read and written in it.
             users = {request.user_id: event for request, event in parsed}
             stored = read_shown(shown_prices, users)
-            shown = {user_id: shown_from_bytes(raw) for user_id, raw in stored.items()}
+            shown = {user: ShownPrices.from_stored(raw).by_item for user, raw in stored.items()}
             ranked = await loop.run_in_executor(model.executor, score_batch, requests)
             records, offers, after = outputs(
                 requests, ranked, shown, version, int(time.time() * 1000)
@@ -223,7 +215,7 @@ def register(
             # The changelog first: a published price is never missing from a recovered map.
             await app.producer.flush()
             for arm, count in offers.items():
-                delta = orjson.dumps({"arm": arm, "offers": count})
+                delta = ArmDelta(arm, offers=count).to_json()
                 await out.experiment_events.send(key=arm.encode(), value=delta)
             await deliver(app, records)
 
