@@ -140,7 +140,7 @@ class WorkerSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
-    """Batching of the ingest and outcome agents: one table read and write per user per batch."""
+    """Batching of the ingest agent: one table read and write per user per batch."""
 
     model_config = _FROZEN
 
@@ -181,12 +181,25 @@ class ScorerSettings(BaseModel):
 
 
 class ExperimentSettings(BaseModel):
-    """The live bandit that moves traffic between pricing arms."""
+    """The live bandit that moves traffic between pricing arms, and what it learns from."""
 
     model_config = _FROZEN
 
     bandit_interval_s: float = Field(
         5.0, gt=0, le=3600.0, description="Least time between two share updates."
+    )
+    outcome_max_batch: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Most offer and purchase records per outcome-agent batch: each user's "
+        "last offers are read and written once per batch.",
+    )
+    outcome_max_wait_s: float = Field(
+        0.01,
+        gt=0,
+        le=10.0,
+        description="Longest wait to fill an outcome-agent batch (adds to attribution latency).",
     )
 
 

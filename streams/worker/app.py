@@ -148,9 +148,8 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             experiment_events,
             experiment_shares,
             settings.pricing,
-            settings.experiment.bandit_interval_s,
+            settings.experiment,
             kafka.partitions,
-            settings.ingest,
         )
 
         @app.task

@@ -31,7 +31,7 @@ from streams.records.experiment import ArmDelta, ArmStats, LastOffers, SharesSna
 from streams.records.inputs import Event
 from streams.records.json_record import array_from_json
 from streams.records.outputs import PriceUpdate
-from streams.settings import IngestSettings
+from streams.settings import ExperimentSettings
 from streams.worker.faust_ext.current_event import acting_for
 from streams.worker.tables import bytes_table
 
@@ -56,9 +56,8 @@ def register(
     experiment_events: faust.TopicT,
     experiment_shares: faust.TopicT,
     pricing: PricingConfig,
-    bandit_interval_s: float,
+    settings: ExperimentSettings,
     partitions: int,
-    batching: IngestSettings,
 ) -> None:
     """Attach the outcome and experiment agents to ``app``."""
     last_offers = bytes_table(app, "last_offers", partitions)
@@ -69,7 +68,7 @@ def register(
         # Batched like ingest: one table write per user per batch instead of one
         # per offer keeps this agent off the cores the scorer's forward pass needs.
         batches = cast(faust.Stream, stream).take_events(
-            batching.max_batch, within=batching.max_wait_s
+            settings.outcome_max_batch, within=settings.outcome_max_wait_s
         )
         async for batch in batches:
             by_user: dict[str, list[tuple[faust.types.EventT, PriceUpdate | Event]]] = {}
@@ -114,7 +113,7 @@ def register(
             arm_stats[delta.arm] = known[delta.arm].to_json()
             dirty.set()
 
-    @app.timer(interval=bandit_interval_s)
+    @app.timer(interval=settings.bandit_interval_s)
     async def publish_shares() -> None:
         nonlocal updates
         if not dirty.is_set():
