@@ -28,11 +28,11 @@ import orjson
 from kafka import KafkaProducer
 
 from bench.common import median_by, percentile, ratio
-from bench.kafka import Deployment
 from bench.scorer import ScoringPath, SizeResult, paired
 from bench.workload import Workload
 from encoders.behaviour import StateConfig, apply_with_catalog
 from encoders.scorer import BatchScorer, ItemIndex
+from streams.offline.deployment import Deployment, unique_prefix
 from streams.records.inputs import Event, Item
 from streams.records.user_state import UserState
 
@@ -148,10 +148,7 @@ def _saturate(
 ) -> tuple[float, float]:
     """Produce ``sat`` at once to a warmed-up worker; return (events/s, send ms per batch)."""
     now = int(time.time() * 1000)
-    dep.send(
-        dep.topics.events,
-        [(e.user_id.encode(), orjson.dumps(replace(e, ts=now).to_dict()), now) for e in sat],
-    )
+    dep.send(dep.topics.events, [replace(e, ts=now).to_dict() for e in sat])
     dep.wait_count(dep.topics.recommendations, 1 + len(sat), 600)
     stamped = [
         (stamp, r)
@@ -248,19 +245,20 @@ def run_e2e(
     half: HalfLoad | None = None
     for round_no in range(1, rounds + 1):
         with tempfile.TemporaryDirectory(prefix="recprice-bench-e2e-") as tmp:
-            dep = Deployment(bootstrap, Path(tmp))
+            dep = Deployment(bootstrap, Path(tmp), prefix=unique_prefix("bench"))
             max_batch, max_wait = dep.settings.scorer.max_batch, dep.settings.scorer.max_wait_s
             try:
                 dep.create()
-                dep.send_items(catalogue.values())
-                dep.start_worker({})
+                items = [i.to_dict() for i in catalogue.values()]
+                dep.send(dep.topics.items, items, key_field="item_id")
+                dep.start_worker()
                 warm = synthetic_events(workload.events, catalogue, 1, "warm")[0]
-                dep.send(
-                    dep.topics.events, [(warm.user_id.encode(), orjson.dumps(warm.to_dict()), None)]
+                dep.send_raw(
+                    dep.topics.events, [(warm.user_id.encode(), orjson.dumps(warm.to_dict()))]
                 )
                 started = time.monotonic()
                 if dep.wait_count(dep.topics.recommendations, 1, 600) < 1:
-                    raise RuntimeError(f"worker never recommended:\n{dep.log_tail()}")
+                    raise RuntimeError(f"worker never recommended:\n{dep.log()}")
                 log(
                     f"  round {round_no}/{rounds}: worker ready in "
                     f"{time.monotonic() - started:.0f} s; {len(sat)} events at once"

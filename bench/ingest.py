@@ -22,8 +22,7 @@ from pathlib import Path
 import orjson
 
 from bench.common import median_by, ratio
-from bench.kafka import Deployment
-from streams.offline.local import stop_worker
+from streams.offline.deployment import Deployment, unique_prefix
 from streams.records.inputs import Event, Item
 
 
@@ -74,11 +73,6 @@ def run_noop(
     return dict(orjson.loads(lines[-1]))
 
 
-def event_records(events: Sequence[Event]) -> list[tuple[bytes, bytes, int | None]]:
-    """(key, value, ts) of each event, keyed by user as the contract says."""
-    return [(e.user_id.encode(), orjson.dumps(e.to_dict()), e.ts) for e in events]
-
-
 def run_ingest(
     bootstrap: str,
     items: Sequence[Item],
@@ -89,19 +83,20 @@ def run_ingest(
     """Produce ``events``, start one ingest-only worker, time it through them."""
     with tempfile.TemporaryDirectory(prefix="recprice-bench-ingest-") as tmp:
         root = Path(tmp)
-        dep = Deployment(bootstrap, root)
+        dep = Deployment(bootstrap, root, prefix=unique_prefix("bench"))
         try:
             dep.create()
-            dep.send_items(items)
-            sent = dep.send(dep.topics.events, event_records(events))
+            dep.send(dep.topics.items, [i.to_dict() for i in items], key_field="item_id")
+            # Keyed by user as the contract says, with their MovieLens times, as a replay sends.
+            sent = dep.send(dep.topics.events, [e.to_dict() for e in events])
             log(f"  produced {sent} events; starting an ingest-only worker")
-            dep.start_worker({"RECPRICE__SCORER__ENABLED": "false"})
+            dep.start_worker(env={"RECPRICE__SCORER__ENABLED": "false"})
             started = time.monotonic()
             if not dep.wait_consumed(dep.topics.events, timeout_s):
-                raise RuntimeError(f"ingest did not finish in {timeout_s:.0f} s:\n{dep.log_tail()}")
+                raise RuntimeError(f"ingest did not finish in {timeout_s:.0f} s:\n{dep.log()}")
             requests = dep.read(dep.topics.scoring)
             if not requests:
-                raise RuntimeError(f"ingest produced nothing:\n{dep.log_tail()}")
+                raise RuntimeError(f"ingest produced nothing:\n{dep.log()}")
             processed = dep.consumed(dep.topics.events)
             stamps = [ts for ts, _ in requests]
             first, last = min(stamps), max(stamps)
@@ -111,9 +106,7 @@ def run_ingest(
                 f"{len(requests)} scoring requests "
                 f"(worker up {time.monotonic() - started:.0f} s), dlq {dlq}"
             )
-            for proc in dep.workers:
-                stop_worker(proc)
-            dep.workers = []
+            dep.stop_workers()
             noop = run_noop(
                 bootstrap,
                 dep.topics.events.name,

@@ -20,11 +20,9 @@ import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-import orjson
-
 from bench.common import machine_name
-from bench.kafka import Deployment
 from encoders.model import save_model_dir, tiny_random_model
+from streams.offline.deployment import Deployment, unique_prefix
 from streams.records.inputs import Item
 
 WORKERS = 3
@@ -39,16 +37,15 @@ def catalogue() -> list[Item]:
     ]
 
 
-def event(user: int, n: int, ts: int) -> tuple[bytes, bytes, int]:
+def event(user: int, n: int, ts: int) -> dict[str, object]:
     uid = f"u{user}"
-    record = {
+    return {
         "event_id": f"{uid}-{n}",
         "type": "click",
         "user_id": uid,
         "item_id": f"i{(user + n) % 50}",
         "ts": ts,
     }
-    return uid.encode(), orjson.dumps(record), ts
 
 
 def wait_served(deployment: Deployment, users: set[str], timeout_s: float) -> dict[str, int]:
@@ -63,30 +60,31 @@ def wait_served(deployment: Deployment, users: set[str], timeout_s: float) -> di
         if len(served) == len(users):
             return served
         if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"{len(users) - len(served)} probes not served:\n{deployment.log_tail()}"
-            )
+            raise RuntimeError(f"{len(users) - len(served)} probes not served:\n{deployment.log()}")
         time.sleep(2)
 
 
 def one_round(
     bootstrap: str, root: Path, model: Path, users: int, standbys: int
 ) -> dict[str, float]:
-    deployment = Deployment(bootstrap, root, partitions=PARTITIONS)
+    deployment = Deployment(
+        bootstrap, root, prefix=unique_prefix("bench"), kafka={"partitions": PARTITIONS}
+    )
     deployment.create()
     try:
-        deployment.send_items(catalogue())
+        items = [i.to_dict() for i in catalogue()]
+        deployment.send(deployment.topics.items, items, key_field="item_id")
         env = {
             "RECPRICE__ENCODER__MODEL_DIR": str(model),
             "RECPRICE__ENCODER__CPU_THREADS": "1",
             "RECPRICE__WORKER__STANDBY_REPLICAS": str(standbys),
         }
         for n in range(WORKERS):
-            deployment.start_worker({**env, "RECPRICE__WORKER__DATA_DIR": str(root / f"w{n}")})
+            deployment.start_worker(f"w{n}", env)
         now = int(time.time() * 1000)
-        deployment.send(deployment.topics.events, (event(u, 0, now) for u in range(users)))
+        deployment.send(deployment.topics.events, [event(u, 0, now) for u in range(users)])
         if deployment.wait_count(deployment.topics.recommendations, users, 600) < users:
-            raise RuntimeError(f"prefill did not finish:\n{deployment.log_tail()}")
+            raise RuntimeError(f"prefill did not finish:\n{deployment.log()}")
         if not deployment.wait_consumed(deployment.topics.events, 120):
             raise RuntimeError("prefill events not committed")
         time.sleep(5)  # standbys catch up with the last changelog writes
@@ -96,7 +94,7 @@ def one_round(
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         deployment.workers.remove(victim)
-        deployment.send(deployment.topics.events, (event(u, 1, killed_ms) for u in probes))
+        deployment.send(deployment.topics.events, [event(u, 1, killed_ms) for u in probes])
         served = wait_served(deployment, {f"u{u}" for u in probes}, 300)
         waits = sorted((ts - killed_ms) / 1000 for ts in served.values())
         return {"max_s": waits[-1], "median_s": statistics.median(waits), "probes": len(waits)}

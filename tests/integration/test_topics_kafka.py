@@ -9,8 +9,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
+from streams.offline.deployment import json_log
 from streams.offline.kafka_io import producer, send_log
-from tests.kafka_support import Pipeline, records
+from tests.kafka_support import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -49,7 +50,7 @@ def test_a_replay_of_five_weeks_of_events_stays_in_one_segment_with_its_timestam
     connect = partial(producer, bootstrap)
     refusals: list[object] = []
     sent = 0
-    for record in records(events):
+    for record in json_log(events):
         sent += send_log(connect, pipe.topics.events.name, [record], refusals.append).sent
         # A topic with Kafka's default roll time, as the control.
         sent += send_log(connect, pipe.topics.recommendations.name, [record], refusals.append).sent
