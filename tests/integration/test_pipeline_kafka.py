@@ -124,7 +124,7 @@ def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipe
     now = int(time.time() * 1000)
     users = [f"buyer{n}" for n in range(6)]
     pipeline.send(
-        "events",
+        pipeline.topics.events,
         [
             {"event_id": f"c-{u}", "type": "click", "user_id": u, "item_id": "it3", "ts": now}
             for u in users
