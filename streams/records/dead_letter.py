@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 from streams.records.json_record import JsonRecord
 
@@ -53,31 +52,6 @@ class DeadLetter(JsonRecord):
         if self.raw_encoding == "base64":
             return base64.b64decode(self.raw)
         return self.raw.encode("utf-8")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the record's JSON object."""
-        return {
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "raw": self.raw,
-            "raw_encoding": self.raw_encoding,
-            "error": self.error,
-            "ts": self.ts,
-        }
-
-    @classmethod
-    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            topic=obj["topic"],
-            partition=obj["partition"],
-            offset=obj["offset"],
-            raw=obj["raw"],
-            raw_encoding=obj.get("raw_encoding", "utf-8"),
-            error=obj["error"],
-            ts=obj["ts"],
-        )
 
 
 def dlq_record(

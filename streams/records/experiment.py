@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Self
 
-from streams.records.json_record import JsonRecord, TableRecord
+from streams.records.json_record import JsonRecord, PerItem, TableRecord
 
 
 class LastOffer(NamedTuple):
@@ -21,19 +21,10 @@ class LastOffer(NamedTuple):
 
 
 @dataclass(frozen=True)
-class LastOffers(TableRecord):
-    """One user's latest offer per item: the ``last_offers`` table's value."""
+class LastOffers(PerItem[LastOffer]):
+    """One user's latest offer per item (``last_offers`` table): item id -> the offer's values."""
 
-    by_item: Mapping[str, LastOffer] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return item id -> ``[price, ts, arm, policy_version, base_price]``."""
-        return {item_id: list(offer) for item_id, offer in self.by_item.items()}
-
-    @classmethod
-    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
-        """Inverse of :meth:`to_dict`."""
-        return cls({item_id: LastOffer(*offer) for item_id, offer in obj.items()})
+    ROW = LastOffer
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,35 +41,6 @@ class Outcome(JsonRecord):
     """When the purchase was made (epoch ms)."""
     revenue: float
     policy_version: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the record's JSON object."""
-        return {
-            "user_id": self.user_id,
-            "item_id": self.item_id,
-            "arm": self.arm,
-            "price": self.price,
-            "base_price": self.base_price,
-            "offer_ts": self.offer_ts,
-            "ts": self.ts,
-            "revenue": self.revenue,
-            "policy_version": self.policy_version,
-        }
-
-    @classmethod
-    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            user_id=obj["user_id"],
-            item_id=obj["item_id"],
-            arm=obj["arm"],
-            price=obj["price"],
-            base_price=obj["base_price"],
-            offer_ts=obj["offer_ts"],
-            ts=obj["ts"],
-            revenue=obj["revenue"],
-            policy_version=obj["policy_version"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +85,9 @@ class ArmStats(TableRecord):
     conversions: int = 0
     revenue: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the counters as a JSON object."""
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Self:
-        """Inverse of :meth:`to_dict`; missing counters are zero."""
+        """Read the counters back; missing counters are zero."""
         return cls(
             offers=int(obj.get("offers", 0)),
             conversions=int(obj.get("conversions", 0)),

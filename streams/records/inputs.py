@@ -30,6 +30,8 @@ class InvalidRecord(ValueError):
 class Event(JsonRecord):
     """One user interaction (topic ``events``)."""
 
+    OPTIONAL = frozenset({"price", "quantity", "rating"})
+
     event_id: str
     type: str
     user_id: str
@@ -38,21 +40,6 @@ class Event(JsonRecord):
     price: float | None = None
     quantity: int | None = None
     rating: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the contract's JSON object, without absent optional fields."""
-        out: dict[str, Any] = {
-            "event_id": self.event_id,
-            "type": self.type,
-            "user_id": self.user_id,
-            "item_id": self.item_id,
-            "ts": self.ts,
-        }
-        for key in ("price", "quantity", "rating"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        return out
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Self:

@@ -84,7 +84,12 @@ class Recommendation(JsonRecord):
 
 @dataclass(frozen=True, slots=True)
 class PriceUpdate(JsonRecord):
-    """One price shown to one user (topic ``price-updates``; money in the minor unit)."""
+    """One price shown to one user (topic ``price-updates``; money in the minor unit).
+
+    An audit record carries the same keys first, so its JSON reads as a price update too.
+    """
+
+    OPTIONAL = frozenset({"previous_price"})
 
     user_id: str
     item_id: str
@@ -102,49 +107,6 @@ class PriceUpdate(JsonRecord):
     """Epoch ms."""
     interest: float
     bound: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the record's JSON object."""
-        out: dict[str, Any] = {
-            "user_id": self.user_id,
-            "item_id": self.item_id,
-            "price": self.price,
-            "base_price": self.base_price,
-            "floor": self.floor,
-            "ceiling": self.ceiling,
-        }
-        if self.previous_price is not None:
-            out["previous_price"] = self.previous_price
-        out |= {
-            "arm": self.arm,
-            "policy_version": self.policy_version,
-            "reason": self.reason,
-            "personalized": self.personalized,
-            "ts": self.ts,
-            "interest": self.interest,
-            "bound": self.bound,
-        }
-        return out
-
-    @classmethod
-    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
-        """Inverse of :meth:`to_dict`; keys of a larger record (an audit) are ignored."""
-        return cls(
-            user_id=obj["user_id"],
-            item_id=obj["item_id"],
-            price=obj["price"],
-            base_price=obj["base_price"],
-            floor=obj["floor"],
-            ceiling=obj["ceiling"],
-            previous_price=obj.get("previous_price"),
-            arm=obj["arm"],
-            policy_version=obj["policy_version"],
-            reason=obj["reason"],
-            personalized=obj["personalized"],
-            ts=obj["ts"],
-            interest=obj["interest"],
-            bound=obj["bound"],
-        )
 
 
 @dataclass(frozen=True)

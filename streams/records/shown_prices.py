@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Self
+from dataclasses import dataclass
+from typing import NamedTuple
 
-from streams.records.json_record import TableRecord
+from streams.records.json_record import PerItem
 
 
 class ShownPrice(NamedTuple):
@@ -18,16 +17,7 @@ class ShownPrice(NamedTuple):
 
 
 @dataclass(frozen=True)
-class ShownPrices(TableRecord):
-    """One user's map item -> last shown price, least recently shown first."""
+class ShownPrices(PerItem[ShownPrice]):
+    """One user's map item -> ``[price, changed_s]``, least recently shown first."""
 
-    by_item: Mapping[str, ShownPrice] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return item id -> ``[price, changed_s]``, keeping the recency order."""
-        return {item_id: [s.price, s.changed_s] for item_id, s in self.by_item.items()}
-
-    @classmethod
-    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
-        """Inverse of :meth:`to_dict`."""
-        return cls({item_id: ShownPrice(p, c) for item_id, (p, c) in obj.items()})
+    ROW = ShownPrice
