@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import orjson
 from kafka import KafkaProducer
 
 from bench.common import median_by, percentile, ratio
@@ -148,7 +147,7 @@ def _saturate(
 ) -> tuple[float, float]:
     """Produce ``sat`` at once to a warmed-up worker; return (events/s, send ms per batch)."""
     now = int(time.time() * 1000)
-    dep.send(dep.topics.events, [replace(e, ts=now).to_dict() for e in sat])
+    dep.send(dep.topics.events, [replace(e, ts=now).to_json() for e in sat])
     dep.wait_count(dep.topics.recommendations, 1 + len(sat), 600)
     stamped = [
         (stamp, r)
@@ -198,7 +197,7 @@ def _half_load(
         prod.send(
             dep.topics.events.name,
             key=event.user_id.encode(),
-            value=orjson.dumps(replace(event, ts=ts).to_dict()),
+            value=replace(event, ts=ts).to_json(),
             timestamp_ms=ts,
         )
     prod.flush()
@@ -249,12 +248,12 @@ def run_e2e(
             max_batch, max_wait = dep.settings.scorer.max_batch, dep.settings.scorer.max_wait_s
             try:
                 dep.create()
-                items = [i.to_dict() for i in catalogue.values()]
+                items = [i.to_json() for i in catalogue.values()]
                 dep.send(dep.topics.items, items, key_field="item_id")
                 dep.start_worker()
                 warm = synthetic_events(workload.events, catalogue, 1, "warm")[0]
                 dep.send_raw(
-                    dep.topics.events, [(warm.user_id.encode(), orjson.dumps(warm.to_dict()))]
+                    dep.topics.events, [(warm.user_id.encode(), warm.to_json())]
                 )
                 started = time.monotonic()
                 if dep.wait_count(dep.topics.recommendations, 1, 600) < 1:

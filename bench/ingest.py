@@ -86,9 +86,9 @@ def run_ingest(
         dep = Deployment(bootstrap, root, prefix=unique_prefix("bench"))
         try:
             dep.create()
-            dep.send(dep.topics.items, [i.to_dict() for i in items], key_field="item_id")
+            dep.send(dep.topics.items, [i.to_json() for i in items], key_field="item_id")
             # Keyed by user as the contract says, with their MovieLens times, as a replay sends.
-            sent = dep.send(dep.topics.events, [e.to_dict() for e in events])
+            sent = dep.send(dep.topics.events, [e.to_json() for e in events])
             log(f"  produced {sent} events; starting an ingest-only worker")
             dep.start_worker(env={"RECPRICE__SCORER__ENABLED": "false"})
             started = time.monotonic()

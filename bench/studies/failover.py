@@ -72,7 +72,7 @@ def one_round(
     )
     deployment.create()
     try:
-        items = [i.to_dict() for i in catalogue()]
+        items = [i.to_json() for i in catalogue()]
         deployment.send(deployment.topics.items, items, key_field="item_id")
         env = {
             "RECPRICE__ENCODER__MODEL_DIR": str(model),

@@ -20,8 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from streams.records.inputs import Event, Item
 
 PURCHASE_MIN_RATING = 4.0
@@ -116,6 +114,6 @@ def convert(out: Path, folder: Path | None = None) -> Converted:
     items = read_items(folder)
     events = read_events(folder, {i.item_id: i.base_price for i in items})
     items_path, events_path = out / "items.jsonl", out / "events.jsonl"
-    items_path.write_bytes(b"".join(orjson.dumps(i.to_dict()) + b"\n" for i in items))
-    events_path.write_bytes(b"".join(orjson.dumps(e.to_dict()) + b"\n" for e in events))
+    items_path.write_bytes(b"".join(i.to_json() + b"\n" for i in items))
+    events_path.write_bytes(b"".join(e.to_json() + b"\n" for e in events))
     return Converted(events_path, items_path, len(events), len(items))
