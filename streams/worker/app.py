@@ -12,13 +12,13 @@ from mode import ServiceT
 
 from streams.records.dead_letter import dlq_record
 from streams.settings import Settings
-from streams.topics import AppTopics, Topic
+from streams.topics import AppTables, AppTopics, Topic
 from streams.worker.catalog import follow_items
 from streams.worker.faust_ext import recovery as faust_recovery
 from streams.worker.flows import experiment, ingest, scoring
-from streams.worker.flows.experiment import SharesHolder, follow_shares
+from streams.worker.flows.experiment import follow_shares
 from streams.worker.runtime import Runtime
-from streams.worker.tables import bytes_table
+from streams.worker.wiring import ProducerSink, SharesHolder, Sources, Tables, Wiring
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> fau
 
 
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
-    """Build the app with its topics, table and agents; nothing runs until a worker starts it."""
+    """Build the app, its topics, tables and flows; nothing runs until a worker starts it."""
     kafka = settings.kafka
     app = App(
         settings.app_id,
@@ -83,18 +83,22 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         autodiscover=False,
     )
 
+    # Topics: every one declared in streams.topics; the agents read these four.
     topics = AppTopics.of(settings)
 
     def topic(declared: Topic) -> faust.TopicT:
         return raw_topic(app, declared.name, partitions=declared.partitions(kafka))
 
-    events = topic(topics.events)
-    scoring_topic = topic(topics.scoring)
-    recommendations = topic(topics.recommendations)
-    price_updates = topic(topics.price_updates)
+    sources = Sources(
+        events=topic(topics.events),
+        scoring=topic(topics.scoring),
+        offers_and_purchases=raw_topic(app, topics.offers.name, topics.purchases.name),
+        experiment_events=topic(topics.experiment_events),
+    )
     dlq = topic(topics.dlq)
 
-    user_state = bytes_table(app, "user_state", kafka.partitions)
+    # Tables: RocksDB by key, each with its compacted changelog, declared as a flow uses it.
+    tables = Tables(app, AppTables.of(settings), kafka)
 
     async def dead_letter(
         source: str, partition: int, offset: int, raw: bytes | None, error: str
@@ -102,59 +106,23 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         log.warning("dead letter %s[%d]@%d: %s", source, partition, offset, error)
         await dlq.send(value=dlq_record(source, partition, offset, raw, error))
 
-    purchases = topic(topics.purchases)
-    ingest.register(
-        app,
-        events,
-        scoring_topic,
-        purchases,
-        user_state,
-        runtime.catalog,
-        settings.state,
-        settings.ingest,
-        dead_letter,
+    wiring = Wiring(
+        topics=topics,
+        sources=sources,
+        tables=tables,
+        sink=ProducerSink(app, dead_letter),
+        shares=SharesHolder(settings.pricing.initial_shares()),
     )
-    experiment_events = topic(topics.experiment_events)
-    experiment_shares = topic(topics.experiment_shares)
-    shares = SharesHolder(settings.pricing.initial_shares())
+
+    # Flows: events -> user state -> scoring requests -> top-K and prices -> outcomes.
+    ingest.register(app, wiring, runtime, settings)
     if settings.scorer.enabled:
-        if runtime.model is None:
-            raise ValueError("the scorer is enabled but the runtime was built without a model")
-        out = scoring.ScorerTopics(
-            recommendations,
-            price_updates,
-            topic(topics.offers),
-            topic(topics.audit),
-            experiment_events,
-        )
-        scoring.register(
-            app,
-            scoring_topic,
-            out,
-            runtime.catalog,
-            runtime.model,
-            shares,
-            settings.state,
-            settings.pricing,
-            settings.scorer,
-            kafka.partitions,
-        )
-        offer_sources = raw_topic(app, topics.offers.name, topics.purchases.name)
-        experiment.register(
-            app,
-            offer_sources,
-            topics.offers.name,
-            topic(topics.outcomes),
-            experiment_events,
-            experiment_shares,
-            settings.pricing,
-            settings.experiment,
-            kafka.partitions,
-        )
+        scoring.register(app, wiring, runtime, settings)
+        experiment.register(app, wiring, runtime, settings)
 
         @app.task
         async def shares_follower() -> None:
-            await follow_shares(shares, kafka.bootstrap, topics.experiment_shares.name)
+            await follow_shares(wiring.shares, kafka.bootstrap, topics.experiment_shares.name)
 
     @app.task
     async def catalog_follower() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.records.inputs import InvalidRecord, Item
 from streams.worker.model_thread import ModelThread
+from streams.worker.sink import SendDeadLetter
 
 if TYPE_CHECKING:  # a worker without the scorer never loads torch
     from encoders.scorer import ItemIndex
@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 
 ITEM_VECTORS_FILE = "item-vectors.safetensors"
 """The catalogue's item vectors in the worker's data directory."""
-
-DeadLetter = Callable[[str, int, int, bytes | None, str], Awaitable[None]]
 
 
 class Catalog:
@@ -87,7 +85,7 @@ async def follow_items(
     bootstrap: str,
     topic: str,
     refresh_s: float,
-    dead_letter: DeadLetter,
+    dead_letter: SendDeadLetter,
 ) -> None:
     """Read the items topic forever; set ``catalog.ready`` once caught up with start-up.
 

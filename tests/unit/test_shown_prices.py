@@ -23,6 +23,7 @@ from streams.worker.app import create_app
 from streams.worker.faust_ext.gather import gather
 from streams.worker.flows.scoring import read_shown, write_shown
 from streams.worker.runtime import Runtime
+from streams.worker.wiring import EventTable
 
 _apps = itertools.count()
 
@@ -138,6 +139,7 @@ async def test_each_users_map_is_kept_in_the_partition_of_that_users_event():
         return SimpleNamespace(message=SimpleNamespace(partition=partition))
 
     table.send_changelog = send_changelog  # type: ignore[method-assign]
+    shown = EventTable(app, table)
     users = {"u0": 2, "u1": 0, "u2": 3}
     after = {user: {"it1": ShownPrice(float(n), 7.0)} for n, user in enumerate(users)}
     read: list[dict[str, bytes | None]] = []
@@ -148,12 +150,12 @@ async def test_each_users_map_is_kept_in_the_partition_of_that_users_event():
         async for pairs in gather(stream, len(users), 1.0):
             events = {value: event for value, event in pairs}
             try:
-                stored = read_shown(table, events)
+                stored = read_shown(shown, events)
                 read.append(stored)
-                write_shown(table, events, stored, after)
-                stored = read_shown(table, events)
+                write_shown(shown, events, stored, after)
+                stored = read_shown(shown, events)
                 read.append(stored)
-                write_shown(table, events, stored, after)  # unchanged: nothing is written
+                write_shown(shown, events, stored, after)  # unchanged: nothing is written
             finally:
                 done.set()
 

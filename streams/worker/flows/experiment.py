@@ -19,80 +19,116 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
-from typing import cast
+from collections.abc import MutableMapping, Sequence
+from typing import TypeVar, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
 
-from pricing.config import CONTROL_ARM, PricingConfig
+from pricing.config import CONTROL_ARM
 from pricing.experiments import add_stats, settle_user, thompson_shares
 from streams.records.experiment import ArmDelta, ArmStats, LastOffers, SharesSnapshot
 from streams.records.inputs import Event
 from streams.records.json_record import array_from_json
 from streams.records.outputs import PriceUpdate
-from streams.settings import ExperimentSettings
-from streams.worker.faust_ext.current_event import acting_for
-from streams.worker.tables import bytes_table
+from streams.settings import Settings
+from streams.topics import AppTopics
+from streams.worker.runtime import Runtime
+from streams.worker.sink import Received, Record, Sink, Table
+from streams.worker.wiring import EventTable, SharesHolder, Wiring
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Received)
 
 SHARES_KEY = b"shares"
 
 
-class SharesHolder:
-    """Current traffic shares of this worker's scorer."""
-
-    def __init__(self, initial: Mapping[str, float]) -> None:
-        self.shares: dict[str, float] = dict(initial)
-        self.update = 0
-
-
-def register(
-    app: faust.App,
-    offer_sources: faust.TopicT,
-    offers_name: str,
-    outcomes: faust.TopicT,
-    experiment_events: faust.TopicT,
-    experiment_shares: faust.TopicT,
-    pricing: PricingConfig,
-    settings: ExperimentSettings,
-    partitions: int,
+async def settle_batch(
+    batch: Sequence[R],
+    last_offers: Table[R],
+    sink: Sink,
+    *,
+    topics: AppTopics,
+    window_s: float,
 ) -> None:
-    """Attach the outcome and experiment agents to ``app``."""
-    last_offers = bytes_table(app, "last_offers", partitions)
-    arm_stats = bytes_table(app, "arm_stats", 1)
-    window_s = pricing.attribution_window_s
+    """Attribute one batch of offers and purchases: the outcome agent's loop body.
+
+    Each user's latest offers are read and written once; every purchase of an
+    item offered within ``window_s`` gives an outcome and a conversion for its
+    arm. Returns once the broker has them all.
+    """
+    by_user: dict[str, list[tuple[R, PriceUpdate | Event]]] = {}
+    for event in batch:
+        if event.message.topic == topics.offers.name:
+            # One message per user per scoring batch: that batch's price updates.
+            for update in array_from_json(PriceUpdate, event.value):
+                by_user.setdefault(update.user_id, []).append((event, update))
+            continue
+        # One message per user per ingest batch: a JSON array of the
+        # purchase events, validated by the ingest agent.
+        for purchase in array_from_json(Event, event.value):
+            by_user.setdefault(purchase.user_id, []).append((event, purchase))
+    records: list[Record] = []
+    for user, group in by_user.items():
+        last = group[-1][0]
+        before = LastOffers.from_stored(last_offers.get(user, last))
+        after, credited = settle_user(before.by_item, [i for _, i in group], window_s)
+        if after != before.by_item:
+            last_offers.set(user, LastOffers(after).to_json(), last)
+        for attributed in credited:
+            records.append((topics.outcomes.name, user.encode(), attributed.to_json()))
+            records.append(
+                (
+                    topics.experiment_events.name,
+                    attributed.arm.encode(),
+                    ArmDelta.sale(attributed).to_json(),
+                )
+            )
+    await sink.send(records)
+
+
+def count_arm_event(
+    raw: bytes,
+    arm_stats: MutableMapping[str, bytes],
+    known: dict[str, ArmStats],
+    arms: Sequence[str],
+) -> None:
+    """Add one ``experiment-events`` record to its arm's counters: the experiment agent's body.
+
+    ``known`` mirrors the table for the bandit; after a restart it starts
+    from every arm's counters in the recovered table.
+    """
+    if not known:
+        for arm in arms:
+            if (saved := arm_stats.get(arm)) is not None:
+                known[arm] = ArmStats.from_json(saved)
+    delta = ArmDelta.from_json(raw)
+    stats = ArmStats.from_stored(arm_stats.get(delta.arm))
+    known[delta.arm] = add_stats(stats, delta)
+    arm_stats[delta.arm] = known[delta.arm].to_json()
+
+
+def register(app: faust.App, wiring: Wiring, runtime: Runtime, settings: Settings) -> None:
+    """Attach the outcome and experiment agents and the bandit's timer to ``app``."""
+    pricing, topics = settings.pricing, wiring.topics
+    last_offers = EventTable(app, wiring.tables.last_offers)
+    arm_stats = wiring.tables.arm_stats
 
     async def outcome(stream: faust.StreamT) -> None:
         # Batched like ingest: one table write per user per batch instead of one
         # per offer keeps this agent off the cores the scorer's forward pass needs.
         batches = cast(faust.Stream, stream).take_events(
-            settings.outcome_max_batch, within=settings.outcome_max_wait_s
+            settings.experiment.outcome_max_batch, within=settings.experiment.outcome_max_wait_s
         )
         async for batch in batches:
-            by_user: dict[str, list[tuple[faust.types.EventT, PriceUpdate | Event]]] = {}
-            for event in batch:
-                if event.message.topic == offers_name:
-                    # One message per user per scoring batch: that batch's price updates.
-                    for update in array_from_json(PriceUpdate, event.value):
-                        by_user.setdefault(update.user_id, []).append((event, update))
-                    continue
-                # One message per user per ingest batch: a JSON array of the
-                # purchase events, validated by the ingest agent.
-                for purchase in array_from_json(Event, event.value):
-                    by_user.setdefault(purchase.user_id, []).append((event, purchase))
-            for user, group in by_user.items():
-                with acting_for(group[-1][0]):
-                    before = LastOffers.from_stored(last_offers.get(user))
-                    after, credited = settle_user(before.by_item, [i for _, i in group], window_s)
-                    if after != before.by_item:
-                        last_offers[user] = LastOffers(after).to_json()
-                for attributed in credited:
-                    await outcomes.send(key=user.encode(), value=attributed.to_json())
-                    await experiment_events.send(
-                        key=attributed.arm.encode(), value=ArmDelta.sale(attributed).to_json()
-                    )
+            await settle_batch(
+                batch,
+                last_offers,
+                wiring.sink,
+                topics=topics,
+                window_s=pricing.attribution_window_s,
+            )
 
     # Filled by the experiment agent, which runs only on the worker owning the
     # single experiment partition; the timer publishes from it when it changed.
@@ -101,19 +137,12 @@ def register(
     updates = 0
 
     async def experiment(stream: faust.StreamT) -> None:
-        names = [*(arm.name for arm in pricing.arms), CONTROL_ARM]
+        arms = [*(arm.name for arm in pricing.arms), CONTROL_ARM]
         async for raw in stream:
-            if not known:  # after a restart: every arm's counters from the recovered table
-                for arm in names:
-                    if (saved := arm_stats.get(arm)) is not None:
-                        known[arm] = ArmStats.from_json(saved)
-            delta = ArmDelta.from_json(raw)
-            stats = ArmStats.from_stored(arm_stats.get(delta.arm))
-            known[delta.arm] = add_stats(stats, delta)
-            arm_stats[delta.arm] = known[delta.arm].to_json()
+            count_arm_event(raw, arm_stats, known, arms)
             dirty.set()
 
-    @app.timer(interval=settings.bandit_interval_s)
+    @app.timer(interval=settings.experiment.bandit_interval_s)
     async def publish_shares() -> None:
         nonlocal updates
         if not dirty.is_set():
@@ -125,10 +154,10 @@ def register(
             known, arms, pricing.control_share, pricing.min_arm_share, seed=updates
         )
         snapshot = SharesSnapshot.of(updates, int(time.time() * 1000), shares, known)
-        await experiment_shares.send(key=SHARES_KEY, value=snapshot.to_json())
+        await wiring.sink.send([(topics.experiment_shares.name, SHARES_KEY, snapshot.to_json())])
 
-    app.agent(offer_sources, name="outcomes")(outcome)
-    app.agent(experiment_events, name="experiment")(experiment)
+    app.agent(wiring.sources.offers_and_purchases, name="outcomes")(outcome)
+    app.agent(wiring.sources.experiment_events, name="experiment")(experiment)
 
 
 async def follow_shares(holder: SharesHolder, bootstrap: str, topic: str) -> None:
@@ -145,7 +174,6 @@ async def follow_shares(holder: SharesHolder, bootstrap: str, topic: str) -> Non
         async for message in consumer:
             snapshot = SharesSnapshot.from_json(message.value)
             holder.shares = dict(snapshot.shares)
-            holder.update = snapshot.update
     except asyncio.CancelledError:
         raise
     finally:

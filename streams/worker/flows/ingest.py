@@ -9,7 +9,7 @@ write per user per batch instead of one per event.
 Invalid input goes to the DLQ with its original bytes and the reason; a
 duplicate ``event_id`` leaves the state unchanged (Faust may re-deliver up
 to one commit interval after a rebalance or crash). Faust acks a batch's
-events only after this loop body has returned, which is after the broker
+events only after `ingest_batch` has returned, which is after the broker
 has acknowledged the batch's scoring requests and purchases (at-least-once).
 """
 
@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TypeVar, cast
 
 import faust
 
@@ -27,12 +27,15 @@ from encoders.behaviour import StateConfig, apply_with_catalog
 from streams.records.inputs import Event, InvalidRecord, Item
 from streams.records.scoring import ScoringRequest
 from streams.records.user_state import UserState
-from streams.settings import IngestSettings
-from streams.worker.catalog import Catalog
-from streams.worker.faust_ext.current_event import acting_for
-from streams.worker.faust_ext.delivery import deliver
+from streams.settings import Settings
+from streams.topics import AppTopics
+from streams.worker.runtime import Runtime
+from streams.worker.sink import Received, Record, Sink, Table
+from streams.worker.wiring import EventTable, Wiring
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Received)
 
 
 def check_key(key: bytes | None, event: Event) -> None:
@@ -80,64 +83,81 @@ def apply_group(
     return GroupResult(state, state is not start, trigger, tuple(purchases), tuple(failures))
 
 
-def register(
-    app: faust.App,
-    events: faust.TopicT,
-    scoring: faust.TopicT,
-    purchases: faust.TopicT,
-    user_state: Any,
-    catalog: Catalog,
+async def ingest_batch(
+    batch: Sequence[R],
+    user_state: Table[R],
+    sink: Sink,
+    *,
+    items: Mapping[str, Item],
     config: StateConfig,
-    settings: IngestSettings,
-    dead_letter: Any,
+    topics: AppTopics,
+    received_ms: int,
+) -> None:
+    """Take one batch of raw events: the ingest agent's loop body.
+
+    Invalid records and events that fail to apply are dead-lettered with
+    their original bytes; every user whose state changed (or whose latest
+    event came again) gets one scoring request, and the purchases that
+    changed a user's state go to ``purchases`` as one JSON array of their
+    original bytes per user. Returns once the broker has them all.
+    """
+    by_user: dict[str, list[tuple[R, Event]]] = {}
+    for event in batch:
+        try:
+            parsed = Event.from_json(event.value)
+            check_key(event.message.key, parsed)
+        except InvalidRecord as exc:
+            await sink.dead_letter(event, str(exc))
+            continue
+        by_user.setdefault(parsed.user_id, []).append((event, parsed))
+    records: list[Record] = []
+    for user_id, group in by_user.items():
+        last = group[-1][0]
+        before = UserState.from_stored(user_state.get(user_id, last))
+        result = apply_group(before, [p for _, p in group], items, config)
+        if result.changed:
+            user_state.set(user_id, result.state.to_json(), last)
+        for position, reason in result.failures:
+            log.error("could not apply event %s: %s", group[position][1].event_id, reason)
+            await sink.dead_letter(group[position][0], reason)
+        key = user_id.encode()
+        if result.purchases:  # for attribution to the offers shown
+            bought = b",".join(bytes(group[i][0].value) for i in result.purchases)
+            records.append((topics.purchases.name, key, b"[" + bought + b"]"))
+        if result.trigger is not None:
+            request = ScoringRequest(
+                user_id,
+                result.state,
+                result.trigger.event_id,
+                result.trigger.ts,
+                received_ms,
+            )
+            records.append((topics.scoring.name, key, request.to_json()))
+    await sink.send(records)
+
+
+def register(
+    app: faust.App, wiring: Wiring, runtime: Runtime, settings: Settings
 ) -> faust.types.AgentT:
     """Attach the ingest agent to ``app``."""
-
-    async def reject(event: faust.types.EventT, reason: str) -> None:
-        message = event.message
-        await dead_letter(message.topic, message.partition, message.offset, event.value, reason)
+    user_state = EventTable(app, wiring.tables.user_state)
+    catalog, batching = runtime.catalog, settings.ingest
 
     async def ingest(stream: faust.StreamT) -> None:
         await catalog.ready.wait()
         # ``take_events`` exists on Faust's Stream but not on its StreamT interface.
         batches = cast(faust.Stream, stream).take_events(
-            settings.max_batch, within=settings.max_wait_s
+            batching.max_batch, within=batching.max_wait_s
         )
-        purchases_topic, scoring_topic = purchases.get_topic_name(), scoring.get_topic_name()
         async for batch in batches:
-            received_ms = int(time.time() * 1000)
-            by_user: dict[str, list[tuple[faust.types.EventT, Event]]] = {}
-            for event in batch:
-                try:
-                    parsed = Event.from_json(event.value)
-                    check_key(event.message.key, parsed)
-                except InvalidRecord as exc:
-                    await reject(event, str(exc))
-                    continue
-                by_user.setdefault(parsed.user_id, []).append((event, parsed))
-            records: list[tuple[str, bytes, bytes]] = []
-            for user_id, group in by_user.items():
-                with acting_for(group[-1][0]):
-                    before = UserState.from_stored(user_state.get(user_id))
-                    result = apply_group(before, [p for _, p in group], catalog.items, config)
-                    if result.changed:
-                        user_state[user_id] = result.state.to_json()
-                for position, reason in result.failures:
-                    log.error("could not apply event %s: %s", group[position][1].event_id, reason)
-                    await reject(group[position][0], reason)
-                key = user_id.encode()
-                if result.purchases:  # for attribution to the offers shown
-                    bought = b",".join(bytes(group[i][0].value) for i in result.purchases)
-                    records.append((purchases_topic, key, b"[" + bought + b"]"))
-                if result.trigger is not None:
-                    request = ScoringRequest(
-                        user_id,
-                        result.state,
-                        result.trigger.event_id,
-                        result.trigger.ts,
-                        received_ms,
-                    )
-                    records.append((scoring_topic, key, request.to_json()))
-            await deliver(app, records)
+            await ingest_batch(
+                batch,
+                user_state,
+                wiring.sink,
+                items=catalog.items,
+                config=settings.state,
+                topics=wiring.topics,
+                received_ms=int(time.time() * 1000),
+            )
 
-    return app.agent(events, name="ingest")(ingest)
+    return app.agent(wiring.sources.events, name="ingest")(ingest)

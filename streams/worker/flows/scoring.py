@@ -23,14 +23,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 import faust
-from faust.types import EventT
 
-from encoders.behaviour import StateConfig, scoring_inputs
+from encoders.behaviour import scoring_inputs
 from pricing.config import PricingConfig
 from pricing.offers import price_items
 from pricing.shown_prices import remember_shown
@@ -40,14 +38,14 @@ from streams.records.json_record import array_to_json
 from streams.records.outputs import Audit, PriceUpdate, Recommendation
 from streams.records.scoring import ScoringRequest, latest_per_user
 from streams.records.shown_prices import ShownPrice, ShownPrices
-from streams.settings import ScorerSettings
-from streams.worker.catalog import Catalog
-from streams.worker.faust_ext.current_event import acting_for
-from streams.worker.faust_ext.delivery import deliver
+from streams.settings import Settings
+from streams.topics import AppTopics
 from streams.worker.faust_ext.gather import gather
-from streams.worker.flows.experiment import SharesHolder
-from streams.worker.model_thread import ModelThread
-from streams.worker.tables import bytes_table
+from streams.worker.runtime import Runtime
+from streams.worker.sink import Received, Record, Sink, Table
+from streams.worker.wiring import EventTable, Wiring
+
+R = TypeVar("R", bound=Received)
 
 
 def audit_record(
@@ -70,48 +68,21 @@ def audit_record(
     )
 
 
-@dataclass(frozen=True)
-class ScorerTopics:
-    """Where the scorer writes."""
+Ranked = list[list[tuple[str, float]]]
+"""Each request's top-K (item_id, score), in request order."""
 
-    recommendations: faust.TopicT
-    price_updates: faust.TopicT
-    offers: faust.TopicT
-    audit: faust.TopicT
-    experiment_events: faust.TopicT
-
-    def names(self) -> ScorerTopicNames:
-        """Return the Kafka names of the per-user output topics."""
-        return ScorerTopicNames(
-            self.recommendations.get_topic_name(),
-            self.price_updates.get_topic_name(),
-            self.offers.get_topic_name(),
-            self.audit.get_topic_name(),
-        )
+Priced = tuple[list[Record], Counter[str], dict[str, dict[str, ShownPrice]]]
+"""A batch's output records, offers per arm, and each user's shown prices after it."""
 
 
-@dataclass(frozen=True)
-class ScorerTopicNames:
-    """Kafka names of the topics the scorer writes per user."""
-
-    recommendations: str
-    price_updates: str
-    offers: str
-    audit: str
-
-
-def read_shown(table: Any, users: Mapping[str, EventT]) -> dict[str, bytes | None]:
+def read_shown(table: Table[R], users: Mapping[str, R]) -> dict[str, bytes | None]:
     """Return each user's stored map, read in the partition of the event given for the user."""
-    stored = {}
-    for user_id, event in users.items():
-        with acting_for(event):
-            stored[user_id] = table.get(user_id)
-    return stored
+    return {user_id: table.get(user_id, event) for user_id, event in users.items()}
 
 
 def write_shown(
-    table: Any,
-    users: Mapping[str, EventT],
+    table: Table[R],
+    users: Mapping[str, R],
     stored: Mapping[str, bytes | None],
     shown: Mapping[str, Mapping[str, ShownPrice]],
 ) -> None:
@@ -119,51 +90,86 @@ def write_shown(
     for user_id, user_shown in shown.items():
         raw = ShownPrices(user_shown).to_json()
         if raw != stored.get(user_id):
-            with acting_for(users[user_id]):
-                table[user_id] = raw
+            table.set(user_id, raw, users[user_id])
+
+
+async def score_batch(
+    batch: Sequence[tuple[bytes, R]],
+    shown_prices: Table[R],
+    sink: Sink,
+    *,
+    rank: Callable[[list[ScoringRequest]], Awaitable[Ranked]],
+    price: Callable[
+        [Sequence[ScoringRequest], Ranked, Mapping[str, Mapping[str, ShownPrice]], int], Priced
+    ],
+    topics: AppTopics,
+    now_ms: Callable[[], int],
+) -> None:
+    """Score and price one gathered batch of scoring requests: the scorer agent's loop body.
+
+    Each user is scored once, on their newest request; the batch's shown
+    prices reach the changelog before its prices are published, and it
+    returns once the broker has every output record.
+    """
+    parsed = [(ScoringRequest.from_json(raw), event) for raw, event in batch]
+    requests = latest_per_user(request for request, _ in parsed)
+    # A user's events all share one partition: the table is read and written in it.
+    users = {request.user_id: event for request, event in parsed}
+    stored = read_shown(shown_prices, users)
+    shown = {user: ShownPrices.from_stored(raw).by_item for user, raw in stored.items()}
+    ranked = await rank(requests)
+    records, offers, after = price(requests, ranked, shown, now_ms())
+    write_shown(shown_prices, users, stored, after)
+    # The changelog first: a published price is never missing from a recovered map.
+    await shown_prices.flush()
+    counts = [
+        (topics.experiment_events.name, arm.encode(), ArmDelta(arm, offers=count).to_json())
+        for arm, count in offers.items()
+    ]
+    await sink.send(counts + records)
 
 
 def register(
-    app: faust.App,
-    scoring: faust.TopicT,
-    out: ScorerTopics,
-    catalog: Catalog,
-    model: ModelThread,
-    shares: SharesHolder,
-    state_config: StateConfig,
-    pricing: PricingConfig,
-    settings: ScorerSettings,
-    partitions: int,
+    app: faust.App, wiring: Wiring, runtime: Runtime, settings: Settings
 ) -> faust.types.AgentT:
-    """Attach the scorer agent and its ``shown_prices`` table to ``app``."""
-    shown_prices = bytes_table(app, "shown_prices", partitions)
-    names = out.names()
+    """Attach the scorer agent to ``app``; it writes the ``shown_prices`` table."""
+    model = runtime.model
+    if model is None:
+        raise ValueError("the scorer is enabled but the runtime was built without a model")
+    catalog, shares, topics = runtime.catalog, wiring.shares, wiring.topics
+    pricing, scorer = settings.pricing, settings.scorer
+    shown_prices = EventTable(app, wiring.tables.shown_prices)
 
-    def score_batch(requests: list[ScoringRequest]) -> list[list[tuple[str, float]]]:
+    def forward(requests: list[ScoringRequest]) -> Ranked:
         index = catalog.index
         assert index is not None
         titles = item_titles(catalog.items)
-        inputs = scoring_inputs([r.state for r in requests], titles, state_config)
+        inputs = scoring_inputs([r.state for r in requests], titles, settings.state)
         return model.scorer.recommend(*inputs, index)
+
+    async def rank(requests: list[ScoringRequest]) -> Ranked:
+        # In the model's thread, so the event loop keeps consuming.
+        return await asyncio.get_running_loop().run_in_executor(model.executor, forward, requests)
+
+    version = model.scorer.model_version
 
     def outputs(
         requests: Sequence[ScoringRequest],
-        ranked: Sequence[Sequence[tuple[str, float]]],
+        ranked: Ranked,
         shown: Mapping[str, Mapping[str, ShownPrice]],
-        version: str,
         now_ms: int,
-    ) -> tuple[list[tuple[str, bytes, bytes]], Counter[str], dict[str, dict[str, ShownPrice]]]:
+    ) -> Priced:
         """Return the batch's records (topic, key, value), offers per arm and shown prices.
 
         The shown prices are each user's map after this batch's prices.
         """
-        records: list[tuple[str, bytes, bytes]] = []
+        records: list[Record] = []
         offers: Counter[str] = Counter()
         after: dict[str, dict[str, ShownPrice]] = {}
         for request, user_ranked in zip(requests, ranked, strict=True):
             key = request.user_id.encode()
             recommendation = Recommendation.of(request, user_ranked, version, now_ms)
-            records.append((names.recommendations, key, recommendation.to_json()))
+            records.append((topics.recommendations.name, key, recommendation.to_json()))
             before = shown[request.user_id]
             arm, decisions = price_items(
                 request.user_id,
@@ -179,44 +185,34 @@ def register(
                 before,
                 [(d.item_id, d.price) for d in decisions],
                 now_ms / 1000,
-                settings.shown_prices_per_user,
+                scorer.shown_prices_per_user,
             )
             scores = dict(user_ranked)
             updates = []
             for decision in decisions:
                 update = decision.to_record(request.user_id, now_ms)
                 updates.append(update)
-                records.append((names.price_updates, key, update.to_json()))
+                records.append((topics.price_updates.name, key, update.to_json()))
                 category = catalog.items[decision.item_id].category
                 audit = audit_record(
                     update, scores[decision.item_id], request, version, pricing, category
                 )
-                records.append((names.audit, key, audit.to_json()))
+                records.append((topics.audit.name, key, audit.to_json()))
             # The outcome agent reads one record per user per batch, not ten.
-            records.append((names.offers, key, array_to_json(updates)))
+            records.append((topics.offers.name, key, array_to_json(updates)))
         return records, offers, after
 
     async def score(stream: faust.StreamT) -> None:
         await catalog.index_ready.wait()
-        loop = asyncio.get_running_loop()
-        version = model.scorer.model_version
-        async for batch in gather(stream, settings.max_batch, settings.max_wait_s):
-            parsed = [(ScoringRequest.from_json(raw), event) for raw, event in batch]
-            requests = latest_per_user(request for request, _ in parsed)
-            # A user's events all share one partition: the table is read and written in it.
-            users = {request.user_id: event for request, event in parsed}
-            stored = read_shown(shown_prices, users)
-            shown = {user: ShownPrices.from_stored(raw).by_item for user, raw in stored.items()}
-            ranked = await loop.run_in_executor(model.executor, score_batch, requests)
-            records, offers, after = outputs(
-                requests, ranked, shown, version, int(time.time() * 1000)
+        async for batch in gather(stream, scorer.max_batch, scorer.max_wait_s):
+            await score_batch(
+                batch,
+                shown_prices,
+                wiring.sink,
+                rank=rank,
+                price=outputs,
+                topics=topics,
+                now_ms=lambda: int(time.time() * 1000),
             )
-            write_shown(shown_prices, users, stored, after)
-            # The changelog first: a published price is never missing from a recovered map.
-            await app.producer.flush()
-            for arm, count in offers.items():
-                delta = ArmDelta(arm, offers=count).to_json()
-                await out.experiment_events.send(key=arm.encode(), value=delta)
-            await deliver(app, records)
 
-    return app.agent(scoring, name="scorer")(score)
+    return app.agent(wiring.sources.scoring, name="scorer")(score)
