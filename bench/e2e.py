@@ -252,9 +252,7 @@ def run_e2e(
                 dep.send(dep.topics.items, items, key_field="item_id")
                 dep.start_worker()
                 warm = synthetic_events(workload.events, catalogue, 1, "warm")[0]
-                dep.send_raw(
-                    dep.topics.events, [(warm.user_id.encode(), warm.to_json())]
-                )
+                dep.send_raw(dep.topics.events, [(warm.user_id.encode(), warm.to_json())])
                 started = time.monotonic()
                 if dep.wait_count(dep.topics.recommendations, 1, 600) < 1:
                     raise RuntimeError(f"worker never recommended:\n{dep.log()}")
