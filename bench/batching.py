@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bench.common import Meter, ratio
 from bench.encoder import synchronizer
-from bench.scorer import ScoringPath
+from bench.ranker import ScoringPath
 from streams.records.user_state import UserState
 
 
@@ -38,7 +38,7 @@ def compare(
     singles_per_round: int = 8,
 ) -> BatchingResult:
     """Alternate one micro-batch of ``batch`` users with some of the same users one at a time."""
-    sync = synchronizer(path.scorer.device)
+    sync = synchronizer(path.ranker.device)
     path.score(users[:1])()
     path.score(users[:batch])()
     single, batched = Meter(), Meter()

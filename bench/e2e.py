@@ -5,7 +5,7 @@ event yields exactly one scored user and events/s compares directly with the
 scorer's users/s. Saturation: a backlog of events is produced at once and
 the rate is taken between the first and the last scored batch. Right after
 the worker stops, the scorer-only reference scores the same users' states
-through :mod:`bench.scorer` at the worker's batch size, in this process, so
+through :mod:`bench.ranker` at the worker's batch size, in this process, so
 the two rates of a round are measured a minute apart at most: this machine's
 speed drifts over a bench run (bench/RESULTS.md, "How each figure is
 measured"). The full plan runs several
@@ -27,10 +27,10 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from bench.common import median_by, percentile, ratio
-from bench.scorer import ScoringPath, SizeResult, paired
+from bench.ranker import ScoringPath, SizeResult, paired
 from bench.workload import Workload
 from encoders.behaviour import StateConfig, apply_with_catalog
-from encoders.scorer import BatchScorer, ItemIndex
+from encoders.ranker import ItemIndex, Ranker
 from streams.offline.deployment import Deployment, unique_prefix
 from streams.records.inputs import Event, Item
 from streams.records.user_state import UserState
@@ -222,10 +222,10 @@ def _half_load(
 
 def run_e2e(
     bootstrap: str,
-    scorer: BatchScorer,
+    ranker: Ranker,
     index: ItemIndex,
     workload: Workload,
-    catalogue: dict[str, Item],
+    catalog: dict[str, Item],
     saturation_events: int,
     half_load_s: float,
     reference_budget_s: float,
@@ -235,11 +235,9 @@ def run_e2e(
     """Run ``rounds`` saturation rounds, each with its reference; half load after the last."""
     if rounds < 1:
         raise ValueError(f"need at least one end-to-end round, got {rounds}")
-    sat = synthetic_events(workload.events, catalogue, saturation_events, "s")
-    ref_workload = Workload(
-        catalogue, _states(sat, catalogue, workload.config), [], workload.config
-    )
-    path = ScoringPath(scorer, index, ref_workload, catalogue)
+    sat = synthetic_events(workload.events, catalog, saturation_events, "s")
+    ref_workload = Workload(catalog, _states(sat, catalog, workload.config), [], workload.config)
+    path = ScoringPath(ranker, index, ref_workload, catalog)
     done: list[SaturationRound] = []
     half: HalfLoad | None = None
     for round_no in range(1, rounds + 1):
@@ -248,10 +246,10 @@ def run_e2e(
             max_batch, max_wait = dep.settings.scorer.max_batch, dep.settings.scorer.max_wait_s
             try:
                 dep.create()
-                items = [i.to_json() for i in catalogue.values()]
+                items = [i.to_json() for i in catalog.values()]
                 dep.send(dep.topics.items, items, key_field="item_id")
                 dep.start_worker()
-                warm = synthetic_events(workload.events, catalogue, 1, "warm")[0]
+                warm = synthetic_events(workload.events, catalog, 1, "warm")[0]
                 dep.send_raw(dep.topics.events, [(warm.user_id.encode(), warm.to_json())])
                 started = time.monotonic()
                 if dep.wait_count(dep.topics.recommendations, 1, 600) < 1:
@@ -263,7 +261,7 @@ def run_e2e(
                 rate, send_ms = _saturate(dep, sat, log)
                 if round_no == rounds:
                     count = max(int(rate / 2.0 * half_load_s), 10)
-                    paced = synthetic_events(workload.events, catalogue, count, "h")
+                    paced = synthetic_events(workload.events, catalog, count, "h")
                     half = _half_load(dep, paced, rate / 2.0, 1 + len(sat), log)
             finally:
                 dep.close()

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 
 
 def synchronizer(device: torch.device) -> Callable[[], None]:
@@ -23,13 +23,13 @@ def synchronizer(device: torch.device) -> Callable[[], None]:
 
 
 def token_batches(
-    scorer: BatchScorer, summaries: Sequence[str], size: int
+    ranker: Ranker, summaries: Sequence[str], size: int
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Tokenize ``summaries`` in batches of ``size`` and move them to the device, untimed."""
-    length = scorer.model.spec.user_max_length or scorer.config.user_max_length
+    length = ranker.model.spec.user_max_length or ranker.config.user_max_length
     out = []
     for start in range(0, len(summaries) - size + 1, size):
-        batch = scorer.tokenizer(
+        batch = ranker.tokenizer(
             list(summaries[start : start + size]),
             padding=True,
             truncation=True,
@@ -37,16 +37,16 @@ def token_batches(
             return_tensors="pt",
         )
         out.append(
-            (batch["input_ids"].to(scorer.device), batch["attention_mask"].to(scorer.device))
+            (batch["input_ids"].to(ranker.device), batch["attention_mask"].to(ranker.device))
         )
     return out
 
 
-def forward(scorer: BatchScorer, ids: torch.Tensor, mask: torch.Tensor) -> Callable[[], object]:
+def forward(ranker: Ranker, ids: torch.Tensor, mask: torch.Tensor) -> Callable[[], object]:
     """One raw user-tower forward of a pre-tokenized batch, as a timed call."""
 
     def run() -> object:
-        with scorer._mode():
-            return scorer.model.user_tower(ids, mask).embedding
+        with ranker._mode():
+            return ranker.model.user_tower(ids, mask).embedding
 
     return run

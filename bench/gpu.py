@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import torch
 
-from bench.scorer import ScoringPath
+from bench.ranker import ScoringPath
 from bench.scoring_steps import (
     GPU_SIZES,
     at_least,
@@ -34,7 +34,7 @@ from bench.scoring_steps import (
 from bench.workload import load_workload
 from encoders.config import EncoderConfig
 from encoders.model import MODEL_FILE, Recommender, load_model_dir, load_pretrained
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 
 WORKER_MAX_BATCH = 64
 """The worker's default ``scorer.max_batch``: the micro-batch step 3 compares with one user."""
@@ -51,14 +51,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Measure steps 1 to 3 and return the results object."""
     started = dt.datetime.now(dt.UTC)
     config = EncoderConfig(device=args.device)
-    scorer = BatchScorer(load_any(args.model), config)
-    device = describe_device(scorer)
+    ranker = Ranker(load_any(args.model), config)
+    device = describe_device(ranker)
     print(f"device: {device}", flush=True)
     workload = load_workload(args.states, folder=args.movielens)
-    catalogue = dict(sorted(workload.items.items()))
-    index = scorer.build_index([(i.item_id, i.text()) for i in catalogue.values()])
-    path = ScoringPath(scorer, index, workload, catalogue)
-    gpu = scorer.device.type == "cuda"
+    catalog = dict(sorted(workload.items.items()))
+    index = ranker.build_index([(i.item_id, i.text()) for i in catalog.values()])
+    path = ScoringPath(ranker, index, workload, catalog)
+    gpu = ranker.device.type == "cuda"
     sizes = args.sizes or (GPU_SIZES if gpu else (1, 8, 32, 64))
     steps = run_scoring_steps(
         path, workload.states, sizes, args.budget, args.micro_batch, args.batching_budget
@@ -68,9 +68,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "command": command,
         "date": started.isoformat(timespec="seconds"),
         "torch": torch.__version__,
-        "model_version": scorer.model_version,
-        "user_max_length": scorer.model.spec.user_max_length or config.user_max_length,
-        "catalogue_items": len(catalogue),
+        "model_version": ranker.model_version,
+        "user_max_length": ranker.model.spec.user_max_length or config.user_max_length,
+        "catalogue_items": len(catalog),
         "states": len(workload.states),
         **steps.to_results(),
     }

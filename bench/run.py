@@ -14,7 +14,7 @@ import torch
 from bench.common import machine_name, markdown_table, ratio, write_results
 from bench.e2e import run_e2e
 from bench.ingest import median_round, run_ingest
-from bench.scorer import ScoringPath
+from bench.ranker import ScoringPath
 from bench.scoring_steps import (
     GPU_SIZES,
     at_least,
@@ -26,7 +26,7 @@ from bench.scoring_steps import (
 )
 from bench.state import run_state
 from bench.workload import load_workload
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 from streams.settings import Settings
 from streams.worker.runtime import load_model
 
@@ -37,7 +37,7 @@ class Plan:
 
     name: str
     states: int
-    catalogue: int | None
+    catalog: int | None
     """Items in the index (first N of MovieLens by id); None = all 1,682."""
     sizes: tuple[int, ...]
     size_budget_s: float
@@ -56,7 +56,7 @@ class Plan:
 QUICK = Plan(
     name="quick",
     states=512,
-    catalogue=256,
+    catalog=256,
     sizes=(1, 8, 32, 64),
     size_budget_s=5.0,
     batching_budget_s=8.0,
@@ -71,7 +71,7 @@ QUICK = Plan(
 FULL = Plan(
     name="full",
     states=2048,
-    catalogue=None,
+    catalog=None,
     sizes=(1, 8, 32, 64, 128, 256),
     size_budget_s=30.0,
     batching_budget_s=30.0,
@@ -117,16 +117,14 @@ def run_bench(
     started = dt.datetime.now(dt.UTC)
     log(f"recprice bench ({plan.name}) on {machine_name()}, broker {bootstrap}")
     workload = load_workload(plan.states)
-    scorer = BatchScorer(load_model(settings.encoder), settings.encoder)
-    device = describe_device(scorer)
+    ranker = Ranker(load_model(settings.encoder), settings.encoder)
+    device = describe_device(ranker)
     log(f"device: {device}")
-    catalogue_ids = (
-        sorted(workload.items)[: plan.catalogue] if plan.catalogue else sorted(workload.items)
-    )
-    catalogue = {i: workload.items[i] for i in catalogue_ids}
-    index = scorer.build_index([(i.item_id, i.text()) for i in catalogue.values()])
-    path = ScoringPath(scorer, index, workload, catalogue)
-    sizes = GPU_SIZES if scorer.device.type == "cuda" else plan.sizes
+    catalog_ids = sorted(workload.items)[: plan.catalog] if plan.catalog else sorted(workload.items)
+    catalog = {i: workload.items[i] for i in catalog_ids}
+    index = ranker.build_index([(i.item_id, i.text()) for i in catalog.values()])
+    path = ScoringPath(ranker, index, workload, catalog)
+    sizes = GPU_SIZES if ranker.device.type == "cuda" else plan.sizes
     max_batch = settings.scorer.max_batch
     steps = run_scoring_steps(
         path,
@@ -146,13 +144,13 @@ def run_bench(
     rounds = [run_ingest(bootstrap, items, events, log=log) for _ in range(plan.ingest_rounds)]
     ingest = median_round(rounds)
 
-    log(f"5. end to end through Kafka ({len(catalogue)} items):")
+    log(f"5. end to end through Kafka ({len(catalog)} items):")
     e2e = run_e2e(
         bootstrap,
-        scorer,
+        ranker,
         index,
         workload,
-        catalogue,
+        catalog,
         plan.e2e_events,
         plan.half_load_s,
         plan.reference_budget_s,
@@ -177,7 +175,7 @@ def run_bench(
         "command": command,
         "date": started.isoformat(timespec="seconds"),
         "torch": torch.__version__,
-        "catalogue_items": len(catalogue),
+        "catalogue_items": len(catalog),
         "ingest": {
             "events": ingest.events,
             "processed": ingest.processed,

@@ -14,20 +14,20 @@ import torch
 
 from bench.batching import BatchingResult, compare
 from bench.common import describe_cpu, markdown_table, ratio
-from bench.scorer import ScoringPath, SizeResult, run_sizes
+from bench.ranker import ScoringPath, SizeResult, run_sizes
 from encoders.precision import describe
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 from streams.records.user_state import UserState
 
 GPU_SIZES = (1, 8, 32, 64, 128, 256, 512, 1024)
 """Batch sizes on CUDA, where throughput keeps growing well past the CPU's sizes."""
 
 
-def describe_device(scorer: BatchScorer) -> str:
+def describe_device(ranker: Ranker) -> str:
     """What ran the towers: GPU name, or CPU model with torch's thread count."""
-    mode = describe(scorer.device, scorer.config.precision)
-    if scorer.device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(scorer.device)} ({mode})"
+    mode = describe(ranker.device, ranker.config.precision)
+    if ranker.device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(ranker.device)} ({mode})"
     return f"cpu: {describe_cpu()}, torch threads {torch.get_num_threads()} ({mode})"
 
 

@@ -63,17 +63,17 @@ def build_dataset(
 ) -> Dataset:
     """Replay ``events`` (already in time order) and split each user's examples by time."""
     config = config or StateConfig()
-    catalogue = {item.item_id: item for item in items}
-    ordered = tuple(sorted(catalogue.values(), key=lambda item: item.item_id))
-    title_of = item_titles(catalogue)
+    catalog = {item.item_id: item for item in items}
+    ordered = tuple(sorted(catalog.values(), key=lambda item: item.item_id))
+    title_of = item_titles(catalog)
     states: dict[str, UserState] = {}
     per_user: dict[str, list[tuple[Example, UserState, list[str]]]] = {}
     histories: dict[str, list[str]] = {}
     skipped = 0
     for event in events:
         state = states.get(event.user_id, UserState())
-        item = catalogue.get(event.item_id)
-        after = apply_with_catalog(state, event, catalogue, config)
+        item = catalog.get(event.item_id)
+        after = apply_with_catalog(state, event, catalog, config)
         if after is state:  # duplicate event id: the stream drops it too
             continue
         states[event.user_id] = after

@@ -24,7 +24,7 @@ from encoders.dataset import Dataset, Example
 from encoders.metrics import bootstrap_interval, mask_rows, summarize, target_ranks
 from encoders.model import Recommender, history_rows
 from encoders.precision import autocast_for
-from encoders.scorer import BatchScorer, resolve_device
+from encoders.ranker import Ranker, resolve_device
 from encoders.training import HISTORY_FILE, encode_items
 from streams.records.inputs import item_titles
 
@@ -32,7 +32,7 @@ K = 10
 
 
 @dataclass(frozen=True)
-class Scorer:
+class Evaluator:
     """Scores every catalogue item for a batch of examples: the evaluator's own path."""
 
     model: Recommender | None
@@ -90,16 +90,18 @@ class Scorer:
             return head(users, self.item_vectors, self.item_rows, features=features).float()
 
 
-def make_scorer(
+def make_ranker(
     model: Recommender | None, dataset: Dataset, config: EncoderConfig, device: torch.device
-) -> Scorer:
+) -> Evaluator:
     """Prepare a model (or popularity when ``model`` is None) for full ranking."""
     counts = torch.bincount(
         torch.tensor([dataset.rows[e.target] for e in dataset.train], dtype=torch.long),
         minlength=len(dataset.items),
     )
     if model is None:
-        return Scorer(None, counts, None, None, config.user_max_length, precision=config.precision)
+        return Evaluator(
+            None, counts, None, None, config.user_max_length, precision=config.precision
+        )
     model = model.to(device).eval()
     item_ids = tuple(item.item_id for item in dataset.items)
     vectors = encode_items(
@@ -109,7 +111,7 @@ def make_scorer(
         model.spec.item_max_length or config.item_max_length,
         config.precision,
     )
-    return Scorer(
+    return Evaluator(
         model,
         counts,
         vectors,
@@ -120,13 +122,13 @@ def make_scorer(
     )
 
 
-def rank_targets(scorer: Scorer, dataset: Dataset, examples: Sequence[Example]) -> list[int]:
+def rank_targets(evaluator: Evaluator, dataset: Dataset, examples: Sequence[Example]) -> list[int]:
     """1-based full-ranking rank of each example's target, its history excluded."""
     ranks: list[int] = []
     rows = dataset.rows
-    for start in range(0, len(examples), scorer.batch_size):
-        part = examples[start : start + scorer.batch_size]
-        scores = scorer.scores(part).cpu()
+    for start in range(0, len(examples), evaluator.batch_size):
+        part = examples[start : start + evaluator.batch_size]
+        scores = evaluator.scores(part).cpu()
         mask_rows(scores, [[rows[i] for i in e.history if i in rows] for e in part])
         targets = torch.tensor([rows[e.target] for e in part])
         ranks.extend(target_ranks(scores, targets).tolist())
@@ -139,12 +141,12 @@ def cold_cases(dataset: Dataset, examples: Sequence[Example]) -> list[Example]:
     return [e for e in examples if e.target not in seen]
 
 
-def case_ranks(scorer: Scorer, dataset: Dataset) -> dict[str, list[int]]:
+def case_ranks(evaluator: Evaluator, dataset: Dataset) -> dict[str, list[int]]:
     """Each case's rank on validation, test and the test's cold-start items."""
     return {
-        "valid": rank_targets(scorer, dataset, dataset.valid),
-        "test": rank_targets(scorer, dataset, dataset.test),
-        "test_cold_items": rank_targets(scorer, dataset, cold_cases(dataset, dataset.test)),
+        "valid": rank_targets(evaluator, dataset, dataset.valid),
+        "test": rank_targets(evaluator, dataset, dataset.test),
+        "test_cold_items": rank_targets(evaluator, dataset, cold_cases(dataset, dataset.test)),
     }
 
 
@@ -206,12 +208,12 @@ def parity_check(
     """Compare the stream's scorer and the evaluator on the first ``users`` test states."""
     state_config = state_config or StateConfig()
     cases = [e for e in dataset.test if e.state is not None][:users]
-    serving = BatchScorer(model, config)
+    serving = Ranker(model, config)
     index = serving.build_index(dataset.item_texts())
     titles = item_titles({item.item_id: item for item in dataset.items})
     inputs = scoring_inputs([e.state for e in cases if e.state], titles, state_config)
     served = serving.recommend(*inputs, index)
-    offline = make_scorer(model, dataset, config, serving.device)
+    offline = make_ranker(model, dataset, config, serving.device)
     scores = offline.scores(cases).cpu()
     rows = dataset.rows
     mask_rows(scores, [[rows[i] for i in ex if i in rows] for ex in inputs.exclude])
@@ -243,17 +245,17 @@ def run_evaluation(
     paired difference from the first of ``models`` (see :func:`with_intervals`).
     """
     device = resolve_device(config)
-    ranks = {"popularity": case_ranks(make_scorer(None, dataset, config, device), dataset)}
+    ranks = {"popularity": case_ranks(make_ranker(None, dataset, config, device), dataset)}
     if zero_shot is not None:
-        ranks["zero-shot"] = case_ranks(make_scorer(zero_shot, dataset, config, device), dataset)
+        ranks["zero-shot"] = case_ranks(make_ranker(zero_shot, dataset, config, device), dataset)
     for name, model in models.items():
-        scorer = make_scorer(model, dataset, config, device)
-        ranks[name] = case_ranks(scorer, dataset)
+        evaluator = make_ranker(model, dataset, config, device)
+        ranks[name] = case_ranks(evaluator, dataset)
         head = model.head
         if head.item_embedding is not None or head.item_bias is not None:
             # Same weights with the ID and popularity features switched off:
             # what the text path carries on its own.
-            text_only = replace(scorer, use_item_features=False)
+            text_only = replace(evaluator, use_item_features=False)
             ranks[f"{name} (ids off)"] = case_ranks(text_only, dataset)
     return with_intervals(ranks, next(iter(models), None))
 

@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from encoders.scorer import TEXT_KEY_BYTES, BatchScorer, ItemIndex
+from encoders.ranker import TEXT_KEY_BYTES, ItemIndex, Ranker
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,14 @@ def save_vectors(path: Path, tower: str, index: ItemIndex) -> None:
 
 
 def build_index_cached(
-    scorer: BatchScorer, items: Sequence[tuple[str, str]], path: Path | None
+    ranker: Ranker, items: Sequence[tuple[str, str]], path: Path | None
 ) -> ItemIndex:
     """:meth:`BatchScorer.build_index` reusing the vectors at ``path``, then storing the new set."""
     if path is None:
-        return scorer.build_index(items)
-    tower = scorer.item_tower_key
+        return ranker.build_index(items)
+    tower = ranker.item_tower_key
     known = load_vectors(path, tower)
-    index = scorer.build_index(items, known)
+    index = ranker.build_index(items, known)
     reused = sum(k in known for k in index.text_keys)
     log.info("item index: %d of %d vectors reused from %s", reused, len(index), path)
     if reused < len(index):
@@ -71,12 +71,12 @@ def build_index_cached(
 
 
 def update_index_cached(
-    scorer: BatchScorer, index: ItemIndex, changed: Sequence[tuple[str, str]], path: Path | None
+    ranker: Ranker, index: ItemIndex, changed: Sequence[tuple[str, str]], path: Path | None
 ) -> ItemIndex:
     """:meth:`BatchScorer.update_index`, storing the result when anything was embedded."""
-    updated = scorer.update_index(index, changed)
+    updated = ranker.update_index(index, changed)
     if path is not None and updated is not index:
-        _store(path, scorer.item_tower_key, updated)
+        _store(path, ranker.item_tower_key, updated)
     return updated
 
 

@@ -27,7 +27,7 @@ print("RESULT", r.events_per_s)
 E2E = """
 from bench.workload import load_workload
 from bench.e2e import run_e2e
-from encoders.scorer import BatchScorer
+from encoders.ranker import BatchScorer
 from streams.worker.runtime import load_model
 from streams.settings import Settings
 s = Settings()

@@ -30,7 +30,7 @@ PARTITIONS = 6
 PROBES = 120
 
 
-def catalogue() -> list[Item]:
+def catalog() -> list[Item]:
     return [
         Item(f"i{n}", f"Film {n}", ["drama", "comedy", "action"][n % 3], 10.0 + n)
         for n in range(50)
@@ -72,7 +72,7 @@ def one_round(
     )
     deployment.create()
     try:
-        items = [i.to_json() for i in catalogue()]
+        items = [i.to_json() for i in catalog()]
         deployment.send(deployment.topics.items, items, key_field="item_id")
         env = {
             "RECPRICE__ENCODER__MODEL_DIR": str(model),

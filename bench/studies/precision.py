@@ -15,9 +15,9 @@ import torch
 
 from bench.common import Meter, markdown_table, ratio
 from bench.encoder import synchronizer
-from bench.scorer import ScoringPath
+from bench.ranker import ScoringPath
 from bench.workload import load_workload
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 from streams.records.user_state import UserState
 from streams.settings import Settings
 from streams.worker.runtime import load_model
@@ -62,7 +62,7 @@ def compare(
     rounds: int,
 ) -> PrecisionResult:
     """Time both paths on the same micro-batches, alternating, after one warm-up each."""
-    sync = synchronizer(fp32.scorer.device)
+    sync = synchronizer(fp32.ranker.device)
     batches = [users[s : s + size] for s in range(0, len(users) - size + 1, size)][:rounds]
     meters = {"fp32": Meter(), "bf16": Meter()}
     for path in (fp32, bf16):
@@ -85,9 +85,9 @@ def main() -> None:
     for precision in ("fp32", "bf16"):
         # The configured model (RECPRICE__ENCODER__MODEL_DIR), in each format.
         config = Settings().encoder.model_copy(update={"precision": precision})
-        scorer = BatchScorer(load_model(config), config)
-        index = scorer.build_index([(i.item_id, i.text()) for i in workload.items.values()])
-        paths[precision] = ScoringPath(scorer, index, workload, workload.items)
+        ranker = Ranker(load_model(config), config)
+        index = ranker.build_index([(i.item_id, i.text()) for i in workload.items.values()])
+        paths[precision] = ScoringPath(ranker, index, workload, workload.items)
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         result = compare(paths["fp32"], paths["bf16"], workload.states, size, args.rounds)

@@ -152,7 +152,7 @@ def backtest(
     import torch
 
     from encoders.config import EncoderConfig
-    from encoders.scorer import BatchScorer
+    from encoders.ranker import Ranker
     from pricing.simulator import DemandConfig
     from streams.offline.backtest import BacktestConfig, run_backtest
     from streams.records.files import read_events, read_items
@@ -182,11 +182,11 @@ def backtest(
         f"{len(event_list)} events ({bad_events} rejected), "
         f"{len(item_list)} items ({bad_items} rejected)"
     )
-    scorer = BatchScorer(_model(model, seed), encoder)
+    ranker = Ranker(_model(model, seed), encoder)
     result = run_backtest(
         event_list,
         item_list,
-        scorer,
+        ranker,
         out,
         state_config=settings.state,
         pricing=settings.pricing,

@@ -49,7 +49,7 @@ import orjson
 from tqdm import tqdm
 
 from encoders.behaviour import StateConfig, apply_with_catalog, scoring_inputs
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 from pricing.config import CONTROL_ARM, Guardrails, PricingConfig
 from pricing.experiments import remember_offer, settle_purchase, thompson_shares
 from pricing.offers import price_items
@@ -175,7 +175,7 @@ class _Replay:
     def __init__(
         self,
         items: Sequence[Item],
-        scorer: BatchScorer,
+        ranker: Ranker,
         state_config: StateConfig,
         pricing: PricingConfig,
         demand: DemandConfig,
@@ -184,8 +184,8 @@ class _Replay:
         writer: _Writer,
     ) -> None:
         self.items = {item.item_id: item for item in items}
-        self.scorer = scorer
-        self.index = scorer.build_index([(i.item_id, i.text()) for i in self.items.values()])
+        self.ranker = ranker
+        self.index = ranker.build_index([(i.item_id, i.text()) for i in self.items.values()])
         self.state_config = state_config
         self.pricing = pricing
         self.demand = demand
@@ -209,14 +209,14 @@ class _Replay:
         requests = latest_per_user(pending)
         states = [r.state for r in requests]
         inputs = scoring_inputs(states, item_titles(self.items), self.state_config)
-        ranked = self.scorer.recommend(*inputs, self.index)
+        ranked = self.ranker.recommend(*inputs, self.index)
         self.result.batches += 1
         self.result.scorings += len(requests)
         for request, user_ranked in zip(requests, ranked, strict=True):
             self.writer.write(
                 "recommendations",
                 Recommendation.of(
-                    request, user_ranked, self.scorer.model_version, request.event_ts
+                    request, user_ranked, self.ranker.model_version, request.event_ts
                 ),
             )
             shown = self.memory.of(request.user_id)
@@ -308,7 +308,7 @@ def _events_with_progress(events: Sequence[Event], show: bool) -> Iterator[Event
 def run_backtest(
     events: Sequence[Event],
     items: Sequence[Item],
-    scorer: BatchScorer,
+    ranker: Ranker,
     out: Path,
     *,
     state_config: StateConfig,
@@ -326,7 +326,7 @@ def run_backtest(
     truth = truth or TrueInterest(events, demand.unseen_interest)
     writer = _Writer(out)
     try:
-        replay = _Replay(items, scorer, state_config, pricing, demand, truth, config, writer)
+        replay = _Replay(items, ranker, state_config, pricing, demand, truth, config, writer)
         states: dict[str, UserState] = {}
         since: Counter[str] = Counter()
         pending: list[ScoringRequest] = []
@@ -364,7 +364,7 @@ def run_backtest(
                 "backtest": asdict(config),
                 "demand": demand.model_dump(),
                 "pricing": pricing.model_dump(),
-                "model_version": scorer.model_version,
+                "model_version": ranker.model_version,
             },
             option=orjson.OPT_INDENT_2,
         )

@@ -52,10 +52,3 @@ class DeadLetter(JsonRecord):
         if self.raw_encoding == "base64":
             return base64.b64decode(self.raw)
         return self.raw.encode("utf-8")
-
-
-def dlq_record(
-    topic: str, partition: int, offset: int, raw: bytes | None, error: str, ts_ms: int | None = None
-) -> bytes:
-    """Return the bytes of :meth:`DeadLetter.of` (how the worker's app dead-letters a record)."""
-    return DeadLetter.of(topic, partition, offset, raw, error, ts_ms).to_json()

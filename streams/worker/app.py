@@ -10,7 +10,7 @@ import faust
 from faust.types import TransportT
 from mode import ServiceT
 
-from streams.records.dead_letter import dlq_record
+from streams.records.dead_letter import DeadLetter
 from streams.settings import Settings
 from streams.topics import AppTables, AppTopics, Topic
 from streams.worker.catalog import follow_items
@@ -104,7 +104,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         source: str, partition: int, offset: int, raw: bytes | None, error: str
     ) -> None:
         log.warning("dead letter %s[%d]@%d: %s", source, partition, offset, error)
-        await dlq.send(value=dlq_record(source, partition, offset, raw, error))
+        await dlq.send(value=DeadLetter.of(source, partition, offset, raw, error).to_json())
 
     wiring = Wiring(
         topics=topics,

@@ -24,7 +24,7 @@ from streams.worker.model_thread import ModelThread
 from streams.worker.sink import SendDeadLetter
 
 if TYPE_CHECKING:  # a worker without the scorer never loads torch
-    from encoders.scorer import ItemIndex
+    from encoders.ranker import ItemIndex
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,14 @@ class Catalog:
         changed = [(i.item_id, i.text()) for i in self._pending.values()]
         self._pending = {}
         loop = asyncio.get_running_loop()
-        current, scorer, executor = self.index, self._model.scorer, self._model.executor
+        current, ranker, executor = self.index, self._model.ranker, self._model.executor
         if current is None:
             self.index = await loop.run_in_executor(
-                executor, build_index_cached, scorer, changed, self._vectors
+                executor, build_index_cached, ranker, changed, self._vectors
             )
         else:
             self.index = await loop.run_in_executor(
-                executor, update_index_cached, scorer, current, changed, self._vectors
+                executor, update_index_cached, ranker, current, changed, self._vectors
             )
         self.index_ready.set()
 

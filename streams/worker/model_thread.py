@@ -1,4 +1,4 @@
-"""The model and the one thread that runs it, shared by the scorer and the catalogue."""
+"""The model and the one thread that runs it, shared by the scoring flow and the catalog."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported by every worker; only one that scores loads torch
-    from encoders.scorer import BatchScorer
+    from encoders.ranker import Ranker
 
 
 @dataclass(frozen=True)
 class ModelThread:
-    """A scorer and its executor: every forward pass, scoring or embedding, runs there."""
+    """A ranker and its executor: every forward pass, scoring or embedding, runs there."""
 
-    scorer: BatchScorer
+    ranker: Ranker
     executor: ThreadPoolExecutor
 
     @classmethod
-    def start(cls, scorer: BatchScorer) -> ModelThread:
-        """Give ``scorer`` its thread."""
+    def start(cls, ranker: Ranker) -> ModelThread:
+        """Give ``ranker`` its thread."""
         # One thread: the model is not re-entrant, and torch parallelises inside.
-        return cls(scorer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer"))
+        return cls(ranker, ThreadPoolExecutor(max_workers=1, thread_name_prefix="model"))

@@ -41,7 +41,7 @@ class Runtime:
         """
         if not scorer:
             return cls(catalog=Catalog(), model=None)
-        from encoders.scorer import BatchScorer
+        from encoders.ranker import Ranker
 
-        model = ModelThread.start(BatchScorer(load_model(config), config))
+        model = ModelThread.start(Ranker(load_model(config), config))
         return cls(catalog=Catalog(model, vectors), model=model)

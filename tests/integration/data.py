@@ -7,14 +7,14 @@ import random
 from encoders.behaviour import StateConfig, apply_with_catalog, scoring_inputs
 from encoders.config import EncoderConfig
 from encoders.model import Recommender
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 from streams.records.inputs import Event, Item, item_titles
 from streams.records.user_state import UserState
 
 GENRES = ["drama", "comedy", "action", "horror", "sci-fi"]
 
 
-def catalogue(n: int = 30) -> list[dict[str, object]]:
+def catalog(n: int = 30) -> list[dict[str, object]]:
     return [
         {
             "item_id": f"it{i}",
@@ -106,10 +106,10 @@ def offline_top10(
     model: Recommender, items: list[dict[str, object]], states: dict[str, UserState]
 ) -> dict[str, list[str]]:
     """Each user's top-10 from the stream's scorer code run offline on the expected states."""
-    scorer = BatchScorer(model, EncoderConfig(device="cpu"))
+    ranker = Ranker(model, EncoderConfig(device="cpu"))
     catalog = {str(i["item_id"]): Item.from_dict(i) for i in items}
-    index = scorer.build_index([(k, v.text()) for k, v in catalog.items()])
+    index = ranker.build_index([(k, v.text()) for k, v in catalog.items()])
     users = sorted(states)
     inputs = scoring_inputs([states[u] for u in users], item_titles(catalog), StateConfig())
-    ranked = scorer.recommend(*inputs, index)
+    ranked = ranker.recommend(*inputs, index)
     return {u: [i for i, _ in r] for u, r in zip(users, ranked, strict=True)}

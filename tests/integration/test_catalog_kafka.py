@@ -9,7 +9,7 @@ import pytest
 
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 from streams.worker.catalog import Catalog, follow_items
 from streams.worker.model_thread import ModelThread
 from tests.kafka_support import Pipeline
@@ -30,7 +30,7 @@ async def no_dead_letters(
 
 async def follow(bootstrap: str, topic: str, embed: bool) -> Catalog:
     """Follow ``topic`` until the items are loaded, then a few refresh periods more."""
-    model = ModelThread.start(BatchScorer(tiny_random_model(), EncoderConfig())) if embed else None
+    model = ModelThread.start(Ranker(tiny_random_model(), EncoderConfig())) if embed else None
     catalog = Catalog(model)
     task = asyncio.create_task(follow_items(catalog, bootstrap, topic, 0.05, no_dead_letters))
     try:
@@ -48,7 +48,7 @@ async def follow(bootstrap: str, topic: str, embed: bool) -> Catalog:
 
 
 @pytest.mark.parametrize("embed", [False, True])
-def test_items_are_embedded_only_when_the_catalogue_has_a_model(
+def test_items_are_embedded_only_when_the_catalog_has_a_model(
     bootstrap: str, tmp_path: Path, embed: bool
 ):
     pipe = Pipeline(bootstrap, None, tmp_path)

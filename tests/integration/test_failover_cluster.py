@@ -26,7 +26,7 @@ from kafka.admin import KafkaAdminClient
 
 from streams.offline.collect import TopicCollector, latest_recommendations
 from streams.offline.local import ROOT, LocalCluster, partition_states, wait_in_sync
-from tests.integration.data import catalogue, events, expected_states
+from tests.integration.data import catalog, events, expected_states
 from tests.integration.test_price_guards_kafka import COOLDOWN_S, GUARDS, HELD, guard_breaches
 from tests.integration.test_restart_kafka import changelog_states, group_lag
 from tests.kafka_support import Pipeline
@@ -108,7 +108,7 @@ def check_outputs(pipe: Pipeline, log: list[dict[str, object]], *, guards: bool)
     worker SIGKILLed mid-batch can die after storing a batch's prices and
     before publishing them (`streams.worker.flows.scoring`), so its test does not.
     """
-    items = catalogue()
+    items = catalog()
     expected = expected_states(log, items)
     name, prices = pipe.topics.recommendations.name, pipe.topics.price_updates.name
     collector = TopicCollector(pipe.bootstrap, [name, prices])
@@ -168,7 +168,7 @@ def start_after_warm_up(pipe: Pipeline, log: list[dict[str, object]]) -> subproc
 def test_a_worker_sigkilled_mid_replay_and_restarted_loses_nothing(cluster_pipe: Pipeline):
     pipe = cluster_pipe
     log = events(users=USERS, per_user=PER_USER, seed=21)
-    pipe.send(pipe.topics.items, catalogue(), key_field="item_id")
+    pipe.send(pipe.topics.items, catalog(), key_field="item_id")
     replay = start_after_warm_up(pipe, log)
     victim = pipe.workers[1]
     victim.kill()
@@ -184,7 +184,7 @@ def test_the_events_leader_broker_sigkilled_mid_replay_loses_nothing(
 ):
     pipe = cluster_pipe
     log = events(users=USERS, per_user=PER_USER, seed=22)
-    pipe.send(pipe.topics.items, catalogue(), key_field="item_id")
+    pipe.send(pipe.topics.items, catalog(), key_field="item_id")
     replay = start_after_warm_up(pipe, log)
     leaders = Counter(
         p.leader for p in partition_states(pipe.bootstrap, pipe.topics.events.name).values()

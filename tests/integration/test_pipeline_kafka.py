@@ -12,7 +12,7 @@ import pytest
 from encoders.model import load_model_dir
 from streams.offline.collect import TopicCollector, latest_recommendations
 from streams.records.dead_letter import DeadLetter
-from tests.integration.data import BAD, catalogue, events, expected_states, offline_top10
+from tests.integration.data import BAD, catalog, events, expected_states, offline_top10
 from tests.kafka_support import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
@@ -43,7 +43,7 @@ def wait_for_users(pipe: Pipeline, expected: dict, extra_dlq: int = 0, timeout_s
 
 
 def test_mixed_stream_dead_letters_exactly_the_bad_records(pipeline: Pipeline):
-    items = catalogue()
+    items = catalog()
     good = events()
     pipeline.send(pipeline.topics.items, items, key_field="item_id")
     pipeline.start_worker()
@@ -88,7 +88,7 @@ def test_mixed_stream_dead_letters_exactly_the_bad_records(pipeline: Pipeline):
 def test_replaying_a_log_twice_gives_the_same_recommendations(
     pipeline: Pipeline, bootstrap: str, tiny_model_dir, tmp_path
 ):
-    items = catalogue()
+    items = catalog()
     log = events(users=10, per_user=6, seed=11)
     expected = expected_states(log, items)
     finals = []
@@ -118,7 +118,7 @@ def test_replaying_a_log_twice_gives_the_same_recommendations(
 def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipeline: Pipeline):
     import time
 
-    items = catalogue()
+    items = catalog()
     pipeline.send(pipeline.topics.items, items, key_field="item_id")
     pipeline.start_worker()
     now = int(time.time() * 1000)

@@ -24,7 +24,7 @@ from kafka.partitioner.default import murmur2
 from streams.offline.collect import TopicCollector, latest_recommendations
 from streams.offline.local import stop_worker
 from streams.records.user_state import UserState
-from tests.integration.data import GENRES, catalogue, events, expected_states
+from tests.integration.data import GENRES, catalog, events, expected_states
 from tests.kafka_support import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
@@ -163,7 +163,7 @@ def guard_breaches(
 def test_prices_keep_their_guards_across_a_restart_or_a_move(
     pipeline: Pipeline, stop: str, second_dir: str
 ) -> None:
-    items = catalogue()
+    items = catalog()
     cooldown_of = {str(i["item_id"]): COOLDOWN_S if i["category"] == HELD else 0.0 for i in items}
     pipeline.send(pipeline.topics.items, items, key_field="item_id")
     names = [t.name for t in (pipeline.topics.recommendations, pipeline.topics.price_updates)]

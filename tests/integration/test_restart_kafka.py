@@ -23,7 +23,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from streams.offline.collect import TopicCollector, latest_recommendations
 from streams.topics import AppTables
 from streams.worker.catalog import ITEM_VECTORS_FILE
-from tests.integration.data import catalogue, events, expected_states
+from tests.integration.data import catalog, events, expected_states
 from tests.kafka_support import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -157,7 +157,7 @@ def first_recommendation(pipe: Pipeline, timeout_s: float) -> None:
 def test_sigkill_before_the_first_commit_then_restart_loses_nothing(
     pipeline: Pipeline, variant: str, round_no: int
 ):
-    items = catalogue()
+    items = catalog()
     log = events(users=14, per_user=20, seed=100 + round_no)
     pipeline.send(pipeline.topics.items, items, key_field="item_id")
     first = pipeline.start_worker("data-a", env=NO_COMMIT)

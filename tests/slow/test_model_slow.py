@@ -5,7 +5,7 @@ import torch
 
 from encoders.config import EncoderConfig
 from encoders.dataset import build_dataset
-from encoders.evaluation import make_scorer, parity_check, rank_targets
+from encoders.evaluation import make_ranker, parity_check, rank_targets
 from encoders.metrics import ndcg
 from encoders.model import load_model_dir, load_pretrained
 from encoders.train_config import TrainConfig
@@ -53,11 +53,11 @@ def test_short_training_beats_zero_shot_and_serves_like_the_evaluator(
     encoder = EncoderConfig(device="cpu")
     device = torch.device("cpu")
     tuned = ndcg(
-        rank_targets(make_scorer(model, movielens, encoder, device), movielens, movielens.valid)
+        rank_targets(make_ranker(model, movielens, encoder, device), movielens, movielens.valid)
     )
     zero = ndcg(
         rank_targets(
-            make_scorer(load_pretrained(), movielens, encoder, device), movielens, movielens.valid
+            make_ranker(load_pretrained(), movielens, encoder, device), movielens, movielens.valid
         )
     )
     assert tuned == pytest.approx(result.best_valid_ndcg, abs=2e-3)

@@ -11,7 +11,7 @@ import torch
 from encoders.behaviour import StateConfig
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 from pricing.ab_report import write_ab_report
 from pricing.config import ArmConfig, Guardrails, PricingConfig
 from pricing.policy import Decision
@@ -33,9 +33,9 @@ DISCOUNT_ONLY = DemandConfig(
 
 
 @pytest.fixture(scope="module")
-def scorer() -> BatchScorer:
+def ranker() -> Ranker:
     torch.set_num_threads(1)
-    return BatchScorer(tiny_random_model(), EncoderConfig(device="cpu", top_k=5))
+    return Ranker(tiny_random_model(), EncoderConfig(device="cpu", top_k=5))
 
 
 def _items() -> list[Item]:
@@ -73,13 +73,13 @@ def _pricing(**arms: float) -> PricingConfig:
     return PricingConfig(guardrails=Guardrails(max_step=0.1), arms=layout)
 
 
-def _run(scorer, tmp_path, pricing=None, demand=DISCOUNT_ONLY, **config):
+def _run(ranker, tmp_path, pricing=None, demand=DISCOUNT_ONLY, **config):
     pricing = pricing or _pricing(flat=0.0, deep=1.0)
     settings = {"max_batch": 8, "share_update_every": 60} | config
     return run_backtest(
         _events(),
         _items(),
-        scorer,
+        ranker,
         tmp_path,
         state_config=StateConfig(),
         pricing=pricing,
@@ -92,8 +92,8 @@ def _lines(path):
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
-def test_every_offer_is_in_bounds_and_written(scorer, tmp_path):
-    result = _run(scorer, tmp_path)
+def test_every_offer_is_in_bounds_and_written(ranker, tmp_path):
+    result = _run(ranker, tmp_path)
     assert result.offers > 500
     assert result.out_of_bounds == 0 and result.violations == {}
     updates = _lines(tmp_path / "price_updates.jsonl")
@@ -115,8 +115,8 @@ def test_every_offer_is_in_bounds_and_written(scorer, tmp_path):
     assert summary["result"]["offers"] == result.offers
 
 
-def test_bandit_moves_traffic_toward_the_better_arm(scorer, tmp_path):
-    result = _run(scorer, tmp_path)
+def test_bandit_moves_traffic_toward_the_better_arm(ranker, tmp_path):
+    result = _run(ranker, tmp_path)
     # Only "deep" aims below 90% of base. Control never sells; "flat" sells only when a
     # user who moved over from "deep" is held near their old price by the step bound.
     deep, flat = result.arms["deep"], result.arms["flat"]
@@ -131,10 +131,10 @@ def test_bandit_moves_traffic_toward_the_better_arm(scorer, tmp_path):
     assert all(s["shares"]["flat"] >= 0.05 - 1e-12 for s in shares)
 
 
-def test_same_seed_same_outputs(scorer, tmp_path):
-    _run(scorer, tmp_path / "a", demand=DemandConfig(seed=4))
-    _run(scorer, tmp_path / "b", demand=DemandConfig(seed=4))
-    _run(scorer, tmp_path / "c", demand=DemandConfig(seed=5))
+def test_same_seed_same_outputs(ranker, tmp_path):
+    _run(ranker, tmp_path / "a", demand=DemandConfig(seed=4))
+    _run(ranker, tmp_path / "b", demand=DemandConfig(seed=4))
+    _run(ranker, tmp_path / "c", demand=DemandConfig(seed=5))
     for name in ("price_updates.jsonl", "outcomes.jsonl", "shares.jsonl"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert (tmp_path / "a" / "outcomes.jsonl").read_bytes() != (
@@ -142,14 +142,14 @@ def test_same_seed_same_outputs(scorer, tmp_path):
     ).read_bytes()
 
 
-def test_offer_cap_stops_at_a_batch_boundary(scorer, tmp_path):
-    result = _run(scorer, tmp_path, max_offers=100)
+def test_offer_cap_stops_at_a_batch_boundary(ranker, tmp_path):
+    result = _run(ranker, tmp_path, max_offers=100)
     assert 100 <= result.offers < 100 + 8 * 5
     assert result.events < len(_events())
 
 
-def test_report_on_backtest_output_has_the_per_arm_table(scorer, tmp_path):
-    _run(scorer, tmp_path / "run")
+def test_report_on_backtest_output_has_the_per_arm_table(ranker, tmp_path):
+    _run(ranker, tmp_path / "run")
     report = write_ab_report(tmp_path / "run", tmp_path / "report", n_boot=200)
     text = report.report_path.read_text()
     assert report.out_of_bounds == 0 and report.has_outcomes

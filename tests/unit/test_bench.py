@@ -16,8 +16,8 @@ from bench.common import (
 )
 from bench.e2e import SaturationRound, batch_rate, median_saturation
 from bench.ingest import IngestResult, median_round
+from bench.ranker import SizeResult
 from bench.run import targets
-from bench.scorer import SizeResult
 from bench.scoring_steps import ScoringSteps
 
 

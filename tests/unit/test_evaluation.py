@@ -9,7 +9,7 @@ from encoders.config import EncoderConfig
 from encoders.dataset import build_dataset, load_dataset
 from encoders.evaluation import (
     cold_cases,
-    make_scorer,
+    make_ranker,
     parity_check,
     rank_targets,
     run_evaluation,
@@ -146,10 +146,10 @@ def test_held_out_history_is_everything_before(dataset):
 
 
 def test_popularity_ranks_most_counted_first(dataset):
-    scorer = make_scorer(None, dataset, CPU, torch.device("cpu"))
-    counts = scorer.popularity.tolist()
+    ranker = make_ranker(None, dataset, CPU, torch.device("cpu"))
+    counts = ranker.popularity.tolist()
     assert counts[dataset.rows["2"]] == 2  # u1 and u2 both trained on item 2
-    ranks = rank_targets(scorer, dataset, dataset.test)
+    ranks = rank_targets(ranker, dataset, dataset.test)
     assert all(1 <= r <= len(dataset.items) for r in ranks)
 
 

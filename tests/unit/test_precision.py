@@ -3,7 +3,7 @@ import torch
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
 from encoders.precision import cpu_has_bf16, describe, uses_bf16
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 SUMMARIES = ["Recently purchased: cats, dogs", "Recently viewed: a war film about space"]
@@ -21,8 +21,8 @@ def test_explicit_precision_wins_and_auto_follows_the_hardware():
 
 def test_bf16_scorer_is_close_to_float32_but_really_runs_in_bf16():
     model = tiny_random_model()
-    fp32 = BatchScorer(model, EncoderConfig(device="cpu", precision="fp32"))
-    bf16 = BatchScorer(model, EncoderConfig(device="cpu", precision="bf16"))
+    fp32 = Ranker(model, EncoderConfig(device="cpu", precision="fp32"))
+    bf16 = Ranker(model, EncoderConfig(device="cpu", precision="bf16"))
     exact, rounded = fp32.encode_users(SUMMARIES), bf16.encode_users(SUMMARIES)
     assert exact.dtype == rounded.dtype == torch.float32
     # bf16 keeps 8 bits of mantissa: close, never bit-identical on a real forward.

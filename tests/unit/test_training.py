@@ -8,7 +8,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from encoders.config import EncoderConfig
 from encoders.dataset import build_dataset
-from encoders.evaluation import make_scorer, parity_check, rank_targets
+from encoders.evaluation import make_ranker, parity_check, rank_targets
 from encoders.layer_cache import freeze_below, lower_states, upper_forward
 from encoders.model import (
     ITEMS_FILE,
@@ -17,7 +17,7 @@ from encoders.model import (
     load_model_dir,
     tiny_random_model,
 )
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 from encoders.training import (
     HISTORY_FILE,
     Candidates,
@@ -213,9 +213,9 @@ def test_history_changes_scores_and_serving_matches_the_evaluator(tmp_path):
     torch.testing.assert_close(loaded.head.history_map, result.model.head.history_map)
     parity = parity_check(loaded, data, CPU)
     assert parity.users == len(data.test) and parity.ok, parity
-    scorer = make_scorer(loaded, data, CPU, torch.device("cpu"))
+    ranker = make_ranker(loaded, data, CPU, torch.device("cpu"))
     blind = [replace(e, recent=()) for e in data.test]
-    assert not torch.allclose(scorer.scores(list(data.test)), scorer.scores(blind))
+    assert not torch.allclose(ranker.scores(list(data.test)), ranker.scores(blind))
 
 
 @pytest.mark.parametrize("loss", ["full", "sampled"])
@@ -236,12 +236,12 @@ def test_train_saves_loadable_model_that_serves_like_the_evaluator(tmp_path, los
     history = json.loads((tmp_path / HISTORY_FILE).read_text())
     assert history["best_epoch"] == result.best_epoch
     # The reloaded model reproduces the best validation NDCG the trainer measured.
-    scorer = make_scorer(loaded, data, CPU, torch.device("cpu"))
-    ranks = rank_targets(scorer, data, data.valid)
+    ranker = make_ranker(loaded, data, CPU, torch.device("cpu"))
+    ranks = rank_targets(ranker, data, data.valid)
     from encoders.metrics import ndcg
 
     assert ndcg(ranks) == pytest.approx(result.best_valid_ndcg, abs=1e-3)
-    serving = BatchScorer(loaded, CPU)
+    serving = Ranker(loaded, CPU)
     index = serving.build_index(data.item_texts())
     trained = _item_vectors(result.model, data, config)
     assert torch.allclose(index.embeddings, trained, atol=1e-5)
@@ -308,9 +308,9 @@ def test_item_tower_training_moves_its_top_layers_and_serves_from_them(tmp_path,
     assert not loaded.spec.shared_towers
     # The stored item tower is the trained one, and serving matches the evaluator.
     vectors = _item_vectors(model, data, config)
-    index = BatchScorer(loaded, CPU).build_index(data.item_texts())
+    index = Ranker(loaded, CPU).build_index(data.item_texts())
     assert torch.allclose(index.embeddings, vectors, atol=1e-5)
-    frozen = BatchScorer(base, CPU).build_index(data.item_texts())
+    frozen = Ranker(base, CPU).build_index(data.item_texts())
     assert not torch.allclose(frozen.embeddings, vectors, atol=1e-3)
     parity = parity_check(loaded, data, CPU)
     assert parity.ok, parity

@@ -9,7 +9,7 @@ import torch
 
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
-from encoders.scorer import BatchScorer, text_key
+from encoders.ranker import Ranker, text_key
 from encoders.vector_cache import (
     build_index_cached,
     load_vectors,
@@ -24,7 +24,7 @@ ITEMS = [(f"i{n}", f"movie number {n} about {w}") for n, w in enumerate(["cats",
 CPU = EncoderConfig(device="cpu")
 
 
-class Counting(BatchScorer):
+class Counting(Ranker):
     """A scorer that counts the item texts its tower embeds."""
 
     def __init__(self, seed: int = 0) -> None:
@@ -56,10 +56,10 @@ def test_only_new_or_changed_texts_are_embedded(tmp_path: Path):
     build_index_cached(Counting(), ITEMS, path)
     changed = [ITEMS[0], ("i1", "a brand new text"), ITEMS[2], ("i7", "new item")]
 
-    scorer = Counting()
-    index = build_index_cached(scorer, changed, path)
+    ranker = Counting()
+    index = build_index_cached(ranker, changed, path)
 
-    assert sorted(scorer.embedded) == ["a brand new text", "new item"]
+    assert sorted(ranker.embedded) == ["a brand new text", "new item"]
     fresh = Counting().build_index(changed)
     assert index.item_ids == fresh.item_ids
     assert torch.allclose(index.embeddings, fresh.embeddings, atol=1e-6)
@@ -84,18 +84,18 @@ def test_another_item_tower_never_reuses_the_vectors(tmp_path: Path):
 def test_an_unreadable_file_is_ignored_and_replaced(tmp_path: Path, caplog):
     path = tmp_path / "vectors.safetensors"
     path.write_bytes(b"not a safetensors file")
-    scorer = Counting()
+    ranker = Counting()
 
     with caplog.at_level(logging.WARNING, logger="encoders.vector_cache"):
-        build_index_cached(scorer, ITEMS, path)
+        build_index_cached(ranker, ITEMS, path)
 
-    assert len(scorer.embedded) == 3 and "could not be read" in caplog.text
-    assert len(load_vectors(path, scorer.item_tower_key)) == 3
+    assert len(ranker.embedded) == 3 and "could not be read" in caplog.text
+    assert len(load_vectors(path, ranker.item_tower_key)) == 3
 
 
 def test_saved_vectors_are_keyed_by_text(tmp_path: Path):
-    scorer = Counting()
-    index = scorer.build_index(ITEMS)
+    ranker = Counting()
+    index = ranker.build_index(ITEMS)
     path = tmp_path / "v.safetensors"
     save_vectors(path, "tower-a", index)
 
@@ -108,30 +108,30 @@ def test_saved_vectors_are_keyed_by_text(tmp_path: Path):
 
 def test_updates_are_stored_only_when_something_was_embedded(tmp_path: Path):
     path = tmp_path / "vectors.safetensors"
-    scorer = Counting()
-    index = build_index_cached(scorer, ITEMS, path)
+    ranker = Counting()
+    index = build_index_cached(ranker, ITEMS, path)
     stamp = path.stat().st_mtime_ns
-    assert update_index_cached(scorer, index, ITEMS[:1], path) is index
+    assert update_index_cached(ranker, index, ITEMS[:1], path) is index
     assert path.stat().st_mtime_ns == stamp
 
-    updated = update_index_cached(scorer, index, [("i9", "another film")], path)
+    updated = update_index_cached(ranker, index, [("i9", "another film")], path)
 
-    assert set(load_vectors(path, scorer.item_tower_key)) == {text_key(t) for t in updated.texts}
+    assert set(load_vectors(path, ranker.item_tower_key)) == {text_key(t) for t in updated.texts}
 
 
-async def test_a_restarted_catalogue_embeds_nothing(tmp_path: Path):
+async def test_a_restarted_catalog_embeds_nothing(tmp_path: Path):
     path = tmp_path / "worker-data" / "item-vectors.safetensors"
     items = [Item(i, f"Title {i}", "Drama", 10.0) for i in ("a", "b", "c")]
 
     async def start() -> tuple[Counting, Catalog]:
-        scorer = Counting()
-        model = ModelThread.start(scorer)
+        ranker = Counting()
+        model = ModelThread.start(ranker)
         catalog = Catalog(model, path)
         for item in items:
             catalog.apply(item)
         await catalog.refresh_index()
         model.executor.shutdown()
-        return scorer, catalog
+        return ranker, catalog
 
     first, before = await start()
     second, after = await start()
@@ -143,10 +143,10 @@ async def test_a_restarted_catalogue_embeds_nothing(tmp_path: Path):
 
 
 def test_items_with_the_same_text_are_embedded_once():
-    scorer = Counting()
-    index = scorer.build_index([("a", "same text"), ("b", "same text"), ("c", "other")])
+    ranker = Counting()
+    index = ranker.build_index([("a", "same text"), ("b", "same text"), ("c", "other")])
 
-    assert sorted(scorer.embedded) == ["other", "same text"]
+    assert sorted(ranker.embedded) == ["other", "same text"]
     assert torch.equal(index.embeddings[0], index.embeddings[1])
     assert not torch.equal(index.embeddings[0], index.embeddings[2])
 
@@ -154,9 +154,9 @@ def test_items_with_the_same_text_are_embedded_once():
 def test_a_file_that_cannot_be_written_does_not_stop_the_index(tmp_path: Path, caplog):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the directory should be")
-    scorer = Counting()
+    ranker = Counting()
 
     with caplog.at_level(logging.WARNING, logger="encoders.vector_cache"):
-        index = build_index_cached(scorer, ITEMS, blocker / "vectors.safetensors")
+        index = build_index_cached(ranker, ITEMS, blocker / "vectors.safetensors")
 
     assert len(index) == 3 and "could not be stored" in caplog.text

@@ -87,7 +87,7 @@ from streams.worker.runtime import Runtime
 from streams.settings import Settings
 settings = Settings(scorer={"enabled": False}, worker={"data_dir": sys.argv[1]})
 create_app(settings, Runtime.create(settings.encoder, scorer=False))
-heavy = ("torch", "transformers", "encoders.model", "encoders.scorer")
+heavy = ("torch", "transformers", "encoders.model", "encoders.ranker")
 print(json.dumps(sorted(name for name in heavy if name in sys.modules)))
 """
 
@@ -104,12 +104,12 @@ def test_a_worker_without_the_scorer_and_the_cli_import_no_model_stack(tmp_path:
     assert json.loads(done.stdout.splitlines()[-1]) == []
 
 
-def test_a_scoring_worker_gets_the_model_and_a_catalogue_that_embeds(tiny_model_dir: Path):
+def test_a_scoring_worker_gets_the_model_and_a_catalog_that_embeds(tiny_model_dir: Path):
     runtime = Runtime.create(EncoderConfig(model_dir=tiny_model_dir), scorer=True)
 
     assert runtime.model is not None
     runtime.model.executor.shutdown()
-    assert runtime.model.scorer.model_version == "tiny-random" and runtime.catalog.embeds
+    assert runtime.model.ranker.model_version == "tiny-random" and runtime.catalog.embeds
 
 
 def test_the_scorer_needs_a_model_in_the_runtime(tmp_path: Path):

@@ -145,13 +145,13 @@ def register(
         assert index is not None
         titles = item_titles(catalog.items)
         inputs = scoring_inputs([r.state for r in requests], titles, settings.state)
-        return model.scorer.recommend(*inputs, index)
+        return model.ranker.recommend(*inputs, index)
 
     async def rank(requests: list[ScoringRequest]) -> Ranked:
         # In the model's thread, so the event loop keeps consuming.
         return await asyncio.get_running_loop().run_in_executor(model.executor, forward, requests)
 
-    version = model.scorer.model_version
+    version = model.ranker.model_version
 
     def outputs(
         requests: Sequence[ScoringRequest],

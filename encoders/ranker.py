@@ -26,7 +26,7 @@ def resolve_device(config: EncoderConfig) -> torch.device:
     return torch.device("cpu")
 
 
-def catalogue_version(item_texts: Sequence[tuple[str, str]]) -> str:
+def catalog_version(item_texts: Sequence[tuple[str, str]]) -> str:
     """Stable digest of (item_id, text) pairs: names the catalogue an index was built from."""
     digest = hashlib.blake2b(digest_size=8)
     for item_id, text in sorted(item_texts):
@@ -69,7 +69,7 @@ class ItemIndex:
         return tuple(map(text_key, self.texts))
 
 
-class BatchScorer:
+class Ranker:
     """Runs the towers in micro-batches; thread-safe for one caller at a time."""
 
     def __init__(self, model: Recommender, config: EncoderConfig) -> None:
@@ -154,7 +154,7 @@ class BatchScorer:
         ordered = sorted(items)
         ids = tuple(item_id for item_id, _ in ordered)
         texts = tuple(text for _, text in ordered)
-        version = catalogue_version(ordered)
+        version = catalog_version(ordered)
         if not texts:
             empty = torch.zeros(0, self.model.item_tower.dim, device=self.device)
             return ItemIndex(ids, empty, version, texts)
@@ -194,7 +194,7 @@ class BatchScorer:
         return ItemIndex(
             tuple(i for i, _ in ordered),
             torch.stack(vectors),
-            catalogue_version(ordered),
+            catalog_version(ordered),
             tuple(t for _, t in ordered),
         )
 

@@ -16,7 +16,7 @@ from bench.common import Meter, ratio
 from bench.encoder import forward, synchronizer, token_batches
 from bench.workload import Workload
 from encoders.behaviour import scoring_inputs
-from encoders.scorer import BatchScorer, ItemIndex
+from encoders.ranker import ItemIndex, Ranker
 from pricing.config import PricingConfig
 from pricing.offers import price_items
 from pricing.shown_prices import PriceMemory
@@ -28,7 +28,7 @@ from streams.records.user_state import UserState
 class ScoringPath:
     """Everything the stream's scorer holds: model, index, catalogue, pricing, price memory."""
 
-    scorer: BatchScorer
+    ranker: Ranker
     index: ItemIndex
     workload: Workload
     items: dict[str, Item]
@@ -43,7 +43,7 @@ class ScoringPath:
 
         def run() -> object:
             inputs = scoring_inputs([state for _, state in users], titles, config)
-            ranked = self.scorer.recommend(*inputs, self.index)
+            ranked = self.ranker.recommend(*inputs, self.index)
             for (user_id, _), user_ranked in zip(users, ranked, strict=True):
                 _, decisions = price_items(
                     user_id, user_ranked, self.items, self.memory.of(user_id), shares, self.pricing
@@ -79,23 +79,23 @@ def paired(
     min_batches: int = 2,
 ) -> SizeResult:
     """Alternate encoder and scorer batch by batch for about ``budget_s`` seconds."""
-    scorer = path.scorer
+    ranker = path.ranker
     config = path.workload.config
     titles = item_titles(path.workload.items)
     summaries = scoring_inputs([s for _, s in users], titles, config).summaries
-    batches = token_batches(scorer, summaries, size)
+    batches = token_batches(ranker, summaries, size)
     if not batches:
         raise ValueError(f"need at least {size} users for batch size {size}")
-    sync = synchronizer(scorer.device)
+    sync = synchronizer(ranker.device)
     # Warm-up (allocator, kernels, thread pool) outside the clock.
-    forward(scorer, *batches[0])()
+    forward(ranker, *batches[0])()
     path.score(users[:size])()
     enc, sco = Meter(), Meter()
     deadline = time.monotonic() + budget_s
     n = 0
     while n < min_batches or time.monotonic() < deadline:
         b = n % len(batches)
-        enc.time(forward(scorer, *batches[b]), size, sync)
+        enc.time(forward(ranker, *batches[b]), size, sync)
         sco.time(path.score(users[b * size : (b + 1) * size]), size, sync)
         n += 1
     return SizeResult(size, enc.rate, sco.rate, enc.ms_per_call, n)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
-from encoders.scorer import BatchScorer
+from encoders.ranker import Ranker
 from pricing.config import PricingConfig
 from pricing.offers import price_items
 from pricing.policy import Decision
@@ -22,48 +22,48 @@ ITEMS = [
 
 
 @pytest.fixture(scope="module")
-def scorer() -> BatchScorer:
+def ranker() -> Ranker:
     torch.set_num_threads(1)
-    return BatchScorer(tiny_random_model(), EncoderConfig(top_k=3, device="cpu"))
+    return Ranker(tiny_random_model(), EncoderConfig(top_k=3, device="cpu"))
 
 
-def test_index_build_and_top_k_excludes_interacted(scorer: BatchScorer):
-    index = scorer.build_index(ITEMS)
+def test_index_build_and_top_k_excludes_interacted(ranker: Ranker):
+    index = ranker.build_index(ITEMS)
     assert len(index) == 5 and index.embeddings.shape == (5, 32)
     summaries = ["Recently purchased: cats", "Recently viewed: war"]
-    ranked = scorer.recommend(summaries, [(), ()], [frozenset({"i0", "i1"}), frozenset()], index)
+    ranked = ranker.recommend(summaries, [(), ()], [frozenset({"i0", "i1"}), frozenset()], index)
     assert len(ranked[0]) == 3 and len(ranked[1]) == 3
     assert not {"i0", "i1"} & {item for item, _ in ranked[0]}
     scores = [s for _, s in ranked[1]]
     assert scores == sorted(scores, reverse=True)
 
 
-def test_batched_scores_equal_single_user_scores(scorer: BatchScorer):
-    index = scorer.build_index(ITEMS)
+def test_batched_scores_equal_single_user_scores(ranker: Ranker):
+    index = ranker.build_index(ITEMS)
     summaries = ["short", "a much longer summary of what this user clicked recently"]
-    batched = scorer.recommend(summaries, [()] * 2, [frozenset()] * 2, index)
-    single = [scorer.recommend([s], [()], [frozenset()], index)[0] for s in summaries]
+    batched = ranker.recommend(summaries, [()] * 2, [frozenset()] * 2, index)
+    single = [ranker.recommend([s], [()], [frozenset()], index)[0] for s in summaries]
     for a, b in zip(batched, single, strict=True):
         assert [i for i, _ in a] == [i for i, _ in b]
         assert all(math.isclose(x, y, abs_tol=1e-4) for (_, x), (_, y) in zip(a, b, strict=True))
 
 
-def test_update_index_reembeds_only_changed_items(scorer: BatchScorer):
-    index = scorer.build_index(ITEMS)
-    same = scorer.update_index(index, ITEMS[:2])
+def test_update_index_reembeds_only_changed_items(ranker: Ranker):
+    index = ranker.build_index(ITEMS)
+    same = ranker.update_index(index, ITEMS[:2])
     assert same is index
-    changed = scorer.update_index(index, [("i1", "a brand new text"), ("i9", "new item")])
+    changed = ranker.update_index(index, [("i1", "a brand new text"), ("i9", "new item")])
     assert changed.item_ids == ("i0", "i1", "i2", "i3", "i4", "i9")
     assert torch.equal(changed.embeddings[0], index.embeddings[0])
     assert not torch.equal(changed.embeddings[1], index.embeddings[1])
     assert changed.version != index.version
 
 
-def test_empty_index_and_everything_excluded(scorer: BatchScorer):
-    empty = scorer.build_index([])
-    assert scorer.recommend(["x"], [()], [frozenset()], empty) == [[]]
-    index = scorer.build_index(ITEMS[:2])
-    assert scorer.recommend(["x"], [()], [frozenset({"i0", "i1"})], index) == [[]]
+def test_empty_index_and_everything_excluded(ranker: Ranker):
+    empty = ranker.build_index([])
+    assert ranker.recommend(["x"], [()], [frozenset()], empty) == [[]]
+    index = ranker.build_index(ITEMS[:2])
+    assert ranker.recommend(["x"], [()], [frozenset({"i0", "i1"})], index) == [[]]
 
 
 CATALOG = {
