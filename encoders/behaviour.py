@@ -167,7 +167,7 @@ def render_summary(
 
 
 class ScoringInputs(NamedTuple):
-    """What the scorer takes per user, in the order `BatchScorer.recommend` takes it."""
+    """What the ranker takes per user, in the order `Ranker.recommend` takes it."""
 
     summaries: list[str]
     recent: list[tuple[str, ...]]

@@ -54,7 +54,7 @@ class Dataset:
         object.__setattr__(self, "rows", {item.item_id: r for r, item in enumerate(self.items)})
 
     def item_texts(self) -> list[tuple[str, str]]:
-        """(item_id, text) pairs in row order, as :meth:`BatchScorer.build_index` takes them."""
+        """(item_id, text) pairs in row order, as :meth:`Ranker.build_index` takes them."""
         return [(item.item_id, item.text()) for item in self.items]
 
 

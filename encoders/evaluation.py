@@ -4,7 +4,7 @@ Every model ranks all catalogue items for each validation and test case, with
 the items the user interacted with before excluded, and is scored by HR@10,
 NDCG@10 and MRR. Popularity and the zero-shot encoder run in the same call on
 the same split. The train/serve parity check feeds the stream's own path
-(:func:`render_summary` of the stream state, :class:`BatchScorer`, the
+(:func:`render_summary` of the stream state, :class:`Ranker`, the
 state's ``interacted()`` exclusions) and the evaluator the same users and
 compares their top-10 lists.
 """

@@ -140,7 +140,7 @@ def write_evaluation_report(
         sections.append(
             "## Train/serve parity\n\n"
             f"{parity['same_top10']}/{parity['users']} users with the same top-10 from the "
-            f"stream's BatchScorer and the evaluator, {parity['same_summary']}/{parity['users']} "
+            f"stream's Ranker and the evaluator, {parity['same_summary']}/{parity['users']} "
             f"identical summaries, max score difference {parity['max_score_diff']:.2e}: "
             f"**{'ok' if parity['ok'] else 'MISMATCH'}**."
         )

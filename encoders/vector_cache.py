@@ -1,7 +1,7 @@
 """Item vectors kept on disk across worker restarts, looked up by the text they embed.
 
 An item's vector depends only on its text and on the item tower (see
-:attr:`BatchScorer.item_tower_key`). Without this file a restarted worker
+:attr:`Ranker.item_tower_key`). Without this file a restarted worker
 embeds its whole catalogue again before it can score anyone, in time that
 grows with the number of items (bench/RESULTS.md, "Item vectors kept across
 restarts"). A file written under another item
@@ -57,7 +57,7 @@ def save_vectors(path: Path, tower: str, index: ItemIndex) -> None:
 def build_index_cached(
     ranker: Ranker, items: Sequence[tuple[str, str]], path: Path | None
 ) -> ItemIndex:
-    """:meth:`BatchScorer.build_index` reusing the vectors at ``path``, then storing the new set."""
+    """:meth:`Ranker.build_index` reusing the vectors at ``path``, then storing the new set."""
     if path is None:
         return ranker.build_index(items)
     tower = ranker.item_tower_key
@@ -73,7 +73,7 @@ def build_index_cached(
 def update_index_cached(
     ranker: Ranker, index: ItemIndex, changed: Sequence[tuple[str, str]], path: Path | None
 ) -> ItemIndex:
-    """:meth:`BatchScorer.update_index`, storing the result when anything was embedded."""
+    """:meth:`Ranker.update_index`, storing the result when anything was embedded."""
     updated = ranker.update_index(index, changed)
     if path is not None and updated is not index:
         _store(path, ranker.item_tower_key, updated)

@@ -27,15 +27,15 @@ print("RESULT", r.events_per_s)
 E2E = """
 from bench.workload import load_workload
 from bench.e2e import run_e2e
-from encoders.ranker import BatchScorer
+from encoders.ranker import Ranker
 from streams.worker.runtime import load_model
 from streams.settings import Settings
 s = Settings()
 w = load_workload(64)
-scorer = BatchScorer(load_model(s.encoder), s.encoder)
+ranker = Ranker(load_model(s.encoder), s.encoder)
 items = dict(w.items)
-index = scorer.build_index([(i.item_id, i.text()) for i in items.values()])
-r = run_e2e(s.kafka.bootstrap, scorer, index, w, items, 1024, 8.0, 8.0, log=lambda s: None)
+index = ranker.build_index([(i.item_id, i.text()) for i in items.values()])
+r = run_e2e(s.kafka.bootstrap, ranker, index, w, items, 1024, 8.0, 8.0, log=lambda s: None)
 print("RESULT", r.events_per_s, r.median.reference.scorer_users_per_s, r.vs_scorer)
 """
 

@@ -2,7 +2,7 @@
 
 Events are replayed in time order (ties in log order) through the very
 functions the stream runs: `apply_event` -> `scoring_inputs` ->
-`BatchScorer.recommend` in micro-batches (deduplicated by `latest_per_user`)
+`Ranker.recommend` in micro-batches (deduplicated by `latest_per_user`)
 -> `pricing.offers.price_items` with a `PriceMemory` (bounded per user like the
 stream's ``shown_prices`` table). The demand simulator
 (`pricing.simulator`) then decides whether the user buys each offer; a
