@@ -11,22 +11,21 @@ from typing import Annotated
 
 import typer
 
+from streams.cli.options import Bootstrap, load_settings
+
 
 def bench(
     quick: Annotated[bool, typer.Option(help="Smaller samples: under 5 minutes.")] = False,
     out: Annotated[
         Path | None, typer.Option(help="Results JSON (default bench/results/<machine>.json).")
     ] = None,
-    bootstrap: Annotated[
-        str | None, typer.Option("--bootstrap", help="Kafka host:port (default from settings).")
-    ] = None,
+    bootstrap: Bootstrap = None,
 ) -> None:
     """Benchmark encoder, scorer, micro-batching, ingest, end to end and state size."""
     from bench.run import FULL, QUICK, default_out, run_bench
     from streams.offline.local import answers, start_local_broker
-    from streams.settings import Settings
 
-    server = bootstrap or Settings().kafka.bootstrap
+    server = load_settings(bootstrap).kafka.bootstrap
     if not answers(server):
         start_local_broker(server)
     command = "recprice bench" + (" --quick" if quick else "") + (f" --out {out}" if out else "")

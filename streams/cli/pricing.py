@@ -17,6 +17,7 @@ import orjson
 import typer
 
 from pricing.ab_report import write_ab_report
+from streams.cli.options import Bootstrap, Prefix, load_settings
 
 if TYPE_CHECKING:
     from encoders.model import Recommender
@@ -52,12 +53,8 @@ def ab_report(
             help="Read the price-updates (and outcomes, shares) topics instead of --input.",
         ),
     ] = False,
-    bootstrap: Annotated[
-        str | None, typer.Option("--bootstrap", help="Kafka host:port (default from settings).")
-    ] = None,
-    prefix: Annotated[
-        str | None, typer.Option("--prefix", help="Topic prefix, e.g. of a replay.")
-    ] = None,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
     idle: Annotated[
         float, typer.Option(help="With --from-kafka: stop after this many idle seconds.")
     ] = 5.0,
@@ -88,7 +85,6 @@ def kafka_sources(topics: AppTopics) -> dict[str, Topic]:
 
 def _dump_topics(folder: Path, bootstrap: str | None, prefix: str | None, idle: float) -> None:
     """Copy the price-updates topic (and outcomes and bandit shares, if present) into files."""
-    from streams.cli.options import load_settings
     from streams.offline.kafka_io import read_topic
     from streams.topics import AppTopics
 

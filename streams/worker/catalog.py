@@ -17,11 +17,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aiokafka import AIOKafkaConsumer
-
 from streams.records.inputs import InvalidRecord, Item
 from streams.worker.model_thread import ModelThread
 from streams.worker.sink import SendDeadLetter
+from streams.worker.wiring import whole_topic_consumer
 
 if TYPE_CHECKING:  # a worker without the scorer never loads torch
     from encoders.ranker import ItemIndex
@@ -91,14 +90,7 @@ async def follow_items(
 
     Every ``refresh_s`` the catalogue embeds what changed, if it has a model.
     """
-    # Without a group, aiokafka assigns every partition of the topic to us.
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
+    consumer = whole_topic_consumer(bootstrap, topic)
     await consumer.start()
     try:
         while not consumer.assignment():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from faust.types import EventT, TableT
 
 from streams.settings import KafkaSettings
@@ -23,6 +24,21 @@ from streams.worker.sink import Received, Record, SendDeadLetter
 from streams.worker.tables import bytes_table
 
 log = logging.getLogger(__name__)
+
+
+def whole_topic_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """Return a consumer of every partition of ``topic`` from its start, outside any group.
+
+    Every worker follows the items and the traffic shares whole, whichever
+    partitions its group assigned it.
+    """
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
 
 
 class SharesHolder:

@@ -23,7 +23,6 @@ from collections.abc import MutableMapping, Sequence
 from typing import TypeVar, cast
 
 import faust
-from aiokafka import AIOKafkaConsumer
 
 from pricing.config import CONTROL_ARM
 from pricing.experiments import add_stats, settle_user, thompson_shares
@@ -35,7 +34,7 @@ from streams.settings import Settings
 from streams.topics import AppTopics
 from streams.worker.runtime import Runtime
 from streams.worker.sink import Received, Record, Sink, Table
-from streams.worker.wiring import EventTable, SharesHolder, Wiring
+from streams.worker.wiring import EventTable, SharesHolder, Wiring, whole_topic_consumer
 
 log = logging.getLogger(__name__)
 
@@ -162,19 +161,11 @@ def register(app: faust.App, wiring: Wiring, runtime: Runtime, settings: Setting
 
 async def follow_shares(holder: SharesHolder, bootstrap: str, topic: str) -> None:
     """Keep ``holder`` at the newest published shares (every worker, no group)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    consumer = whole_topic_consumer(bootstrap, topic)
     await consumer.start()
     try:
         async for message in consumer:
             snapshot = SharesSnapshot.from_json(message.value)
             holder.shares = dict(snapshot.shares)
-    except asyncio.CancelledError:
-        raise
     finally:
         await consumer.stop()
