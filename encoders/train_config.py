@@ -24,6 +24,9 @@ class TrainConfig(BaseModel):
     # a 2-core CPU (docs/model.md, "Default recipe"); raise epochs and examples on a GPU.
     epochs: int = Field(2, ge=1, le=1000, description="Upper bound on epochs.")
     patience: int = Field(2, ge=1, description="Epochs without a better valid NDCG@10 to stop.")
+    max_steps: int = Field(
+        0, ge=0, description="Stop after this many steps (validating then); 0 = epochs decide."
+    )
     batch_size: int = Field(128, ge=2, le=65_536, description="Examples per step.")
     encoder_lr: float = Field(3e-4, gt=0, description="AdamW learning rate of the encoder.")
     head_lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the head.")
@@ -84,6 +87,13 @@ class TrainConfig(BaseModel):
         "must rank on its own too (what cold items and the ids-off score rely on).",
     )
     temperature: float = Field(0.05, gt=0, le=1, description="Initial softmax temperature.")
+    lower_cache: Literal["auto", "disk", "recompute"] = Field(
+        "auto",
+        description="Where the frozen lower layers' states live: a file read back by batch, "
+        "recomputed by batch, or auto (the file when each example is read at least twice and "
+        "it fits cache_disk_gb). A fully frozen tower keeps one pooled vector per example.",
+    )
+    cache_disk_gb: float = Field(64.0, gt=0, description="Largest states file auto writes, in GiB.")
     eval_batch_size: int = Field(256, ge=1, description="Users per validation forward pass.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
     precision: Precision = Field(

@@ -11,7 +11,11 @@ Recipe, sized for a 2-core CPU (and faster on a GPU when present):
   batch's targets and ``item_negatives`` sampled items, which is where the
   item tower's gradients come from;
 * the user tower trains only its top ``train_layers`` layers; the frozen lower
-  layers' outputs are cached once per example (:mod:`encoders.layer_cache`);
+  layers' outputs are cached once per example in a file, or recomputed by
+  batch, never held in RAM (:mod:`encoders.layer_cache`);
+* with several processes (:class:`Parallel`), each computes its round-robin
+  share of every global batch and DDP averages the gradients, so the run
+  takes the same steps as one process would;
 * the head learns the temperature and, when switched on, an item bias and an
   item-ID embedding added to the text vectors, and a recency-weighted pool of
   the user's recent items added to the summary's vector;
@@ -27,6 +31,7 @@ import contextlib
 import json
 import math
 import random
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,13 +39,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F  # noqa: N812
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
 from encoders.config import Precision
 from encoders.dataset import Dataset, Example
-from encoders.layer_cache import freeze_below, lower_states, upper_forward
+from encoders.layer_cache import (
+    DiskStates,
+    LowerStates,
+    PooledStates,
+    RecomputedStates,
+    Tokenize,
+    choose_cache,
+    depth,
+    freeze_below,
+    state_bytes,
+    upper_forward,
+)
 from encoders.metrics import mask_rows, ndcg, target_ranks
 from encoders.model import (
     ModelSpec,
@@ -75,6 +94,12 @@ class TrainResult:
     best_epoch: int
     best_valid_ndcg: float
     seconds: float
+    steps: int = 0
+    first_step_loss: float = float("nan")
+    """The global batch's mean loss at the first step (the data-parallel check)."""
+    seconds_per_step: float = 0.0
+    """Wall time of the training steps (validation excluded) over their number."""
+    processes: int = 1
 
 
 def seed_everything(seed: int) -> None:
@@ -192,22 +217,83 @@ def encode_items(
 
 @dataclass(frozen=True)
 class _Encoded:
-    """Tokenised summaries; ``hidden`` holds the cached lower-layer states."""
+    """Summaries' lower-layer states and their recent-item rows."""
 
-    mask: torch.Tensor
-    hidden: torch.Tensor
+    states: LowerStates
     history: torch.Tensor
     """(examples, positions) item rows of the recent items, -1 padded."""
 
 
-class Trainer:
-    """One fine-tuning run of a :class:`Recommender` on a :class:`Dataset`."""
+@dataclass(frozen=True)
+class Parallel:
+    """Where this process stands in a data-parallel run (one process: rank 0 of 1).
 
-    def __init__(self, base: Recommender, dataset: Dataset, config: TrainConfig) -> None:
+    The caller has joined the ``torch.distributed`` process group when
+    ``world`` > 1; ``device`` is this process's device (None: from the config).
+    """
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device | None = None
+
+
+def local_share(index: torch.Tensor, parallel: Parallel) -> tuple[torch.Tensor, float]:
+    """Return this process's rows of a global batch, and the weight of their mean loss.
+
+    Rows go round-robin to the processes. Weighted by ``len(rows) * world /
+    len(index)``, the gradients that DDP averages are those of the global
+    batch's mean loss, whatever the split. A process left without rows
+    computes one with weight 0, so that every process joins the step.
+    """
+    rows = index[parallel.rank :: parallel.world]
+    if not len(rows):
+        return index[:1], 0.0
+    return rows, len(rows) * parallel.world / len(index)
+
+
+class _Step(nn.Module):
+    """The loss of one batch as a module's forward: what DDP wraps."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        super().__init__()
+        self.model = trainer.model
+        self.run = trainer._step  # a bound method, not a registered module
+
+    def forward(
+        self, index: torch.Tensor, global_index: torch.Tensor, weight: float
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Weighted loss of rows ``index`` of the global batch ``global_index``."""
+        loss, fresh = self.run(index, global_index)
+        rows, vectors = fresh if fresh is not None else (None, None)
+        return loss * weight, rows, vectors
+
+
+class Trainer:
+    """One fine-tuning run of a :class:`Recommender` on a :class:`Dataset`.
+
+    ``cache_dir`` holds the files of cached lower-layer states (a temporary
+    folder is made and removed when None); in a data-parallel run every
+    process is given the same one and writes its own share of each file.
+    """
+
+    def __init__(
+        self,
+        base: Recommender,
+        dataset: Dataset,
+        config: TrainConfig,
+        *,
+        parallel: Parallel | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.config = config
         self.dataset = dataset
-        self.device = _device(config)
+        self.parallel = parallel or Parallel()
+        self.device = self.parallel.device or _device(config)
         self.bf16 = uses_bf16(self.device, config.precision, training=True)
+        self.progress = config.progress and self.parallel.rank == 0
+        self._tmp = None if cache_dir else tempfile.TemporaryDirectory(prefix="recprice-train-")
+        self.cache_dir = cache_dir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self._files: list[DiskStates] = []
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
@@ -245,9 +331,11 @@ class Trainer:
         texts = [item.text() for item in dataset.items]
         self.item_cache: _Encoded | None = None
         if config.item_train_layers:
-            self.item_cache = self._encode_texts(
-                texts, item_tower, self.item_split, config.item_max_length
+            # Read at every refresh and every step: always worth keeping.
+            states = self._states(
+                texts, item_tower, self.item_split, config.item_max_length, float("inf"), "items"
             )
+            self.item_cache = _Encoded(states, torch.zeros(len(texts), 0))
             self.item_vectors = self._refresh_items()
         else:
             self.item_vectors = encode_items(
@@ -257,58 +345,87 @@ class Trainer:
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         return autocast_for(self.device, "bf16" if self.bf16 else "fp32")
 
-    def _encode_texts(
-        self, texts: Sequence[str], tower: TextTower, split: int, max_length: int
-    ) -> _Encoded:
-        """Tokenise ``texts`` and cache their states below ``split`` in ``tower``."""
-        batch = self.model.tokenizer(
-            list(texts),
-            padding="max_length",
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-        )
-        # Cached states are stored in the format the upper layers compute in;
-        # otherwise float16 on CPU, half the memory of a float32 cache.
+    def _tokenize(self, max_length: int) -> Tokenize:
+        tokenizer = self.model.tokenizer
+
+        def tokenize(texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+            batch = tokenizer(
+                list(texts),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            return batch["input_ids"], batch["attention_mask"]
+
+        return tokenize
+
+    def _states(
+        self,
+        texts: Sequence[str],
+        tower: TextTower,
+        split: int,
+        max_length: int,
+        passes: float,
+        name: str,
+    ) -> LowerStates:
+        """Return the frozen lower layers' states of ``texts``: pooled, on disk or recomputed."""
+        config = self.config
+        # Stored in the format the upper layers compute in; otherwise float16
+        # on CPU, half the bytes of float32.
         if self.bf16:
             dtype = torch.bfloat16
         else:
             dtype = torch.float32 if self.device.type == "cuda" else torch.float16
-        with self._autocast():
-            hidden = lower_states(
-                tower,
-                batch["input_ids"],
-                batch["attention_mask"],
-                split,
-                dtype=dtype,
-                progress=self.config.progress,
-            )
-        return _Encoded(batch["attention_mask"], hidden, torch.zeros(len(texts), 0))
+        mode = choose_cache(
+            config.lower_cache,
+            trained_layers=depth(tower) - split,
+            passes=passes,
+            disk_bytes=state_bytes(len(texts), max_length, tower.dim, dtype),
+            disk_budget=int(config.cache_disk_gb * 2**30),
+        )
+        tokenize = self._tokenize(max_length)
+        if mode == "pooled":
+            return PooledStates(texts, tokenize, tower, self._autocast, progress=self.progress)
+        if mode == "recompute":
+            return RecomputedStates(texts, tokenize, tower, split, self._autocast)
+        states = DiskStates(
+            texts, tokenize, self.cache_dir / f"{name}.states", max_length, tower.dim, dtype
+        )
+        self._files.append(states)
+        parallel = self.parallel
+        rows = torch.arange(parallel.rank, len(texts), parallel.world)
+        states.fill(tower, split, rows, self._autocast, progress=self.progress)
+        self._barrier()
+        return states
 
-    def _encode(self, examples: Sequence[Example]) -> _Encoded:
-        encoded = self._encode_texts(
+    def _barrier(self) -> None:
+        if self.parallel.world > 1:
+            dist.barrier()
+
+    def _encode(self, examples: Sequence[Example], passes: float, name: str) -> _Encoded:
+        states = self._states(
             [e.summary for e in examples],
             self.model.user_tower,
             self.split,
             self.config.user_max_length,
+            passes,
+            name,
         )
         history = history_rows([e.recent for e in examples], self.dataset.rows, self.config.history)
-        return _Encoded(encoded.mask, encoded.hidden, history)
+        return _Encoded(states, history)
 
     def _upper(
         self, tower: TextTower, encoded: _Encoded, index: torch.Tensor, split: int
     ) -> torch.Tensor:
-        mask = encoded.mask[index].to(self.device)
-        # Trim padding shared by the whole batch: same result, fewer tokens.
-        width = int(mask.sum(1).max())
-        hidden = encoded.hidden[index][:, :width].to(self.device)
+        hidden, mask = encoded.states.batch(index)
         with self._autocast():
-            return upper_forward(tower, hidden, mask[:, :width], split)
+            return upper_forward(tower, hidden.to(self.device), mask.to(self.device), split)
 
     def _refresh_items(self) -> torch.Tensor:
         """Every item's vector from the item tower as it is now (no grad)."""
         assert self.item_cache is not None
-        rows = torch.arange(len(self.item_cache.mask))
+        rows = torch.arange(len(self.item_cache.states))
         with torch.no_grad():
             return torch.cat(
                 [
@@ -348,6 +465,22 @@ class Trainer:
                 ranks.extend(target_ranks(logits, targets).tolist())
         return ranks
 
+    def _all_ranks(self, ranks: list[int]) -> list[int]:
+        """Every process's validation ranks together (each ranked its own share)."""
+        if self.parallel.world == 1:
+            return ranks
+        gathered: list[list[int] | None] = [None] * self.parallel.world
+        dist.all_gather_object(gathered, ranks)
+        return [rank for part in gathered for rank in part or []]
+
+    def _mean_loss(self, weighted: torch.Tensor) -> float:
+        """Return the global batch's mean loss from this process's weighted share."""
+        if self.parallel.world == 1:
+            return float(weighted.item())
+        total = weighted.detach().float().clone()
+        dist.all_reduce(total)
+        return float(total.item()) / self.parallel.world
+
     def _optimizer(
         self, total_steps: int
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
@@ -379,65 +512,113 @@ class Trainer:
 
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
+    def _wrap(self) -> nn.Module:
+        """Return the step module, under DDP when several processes train."""
+        step = _Step(self)
+        if self.parallel.world == 1:
+            return step
+        return DistributedDataParallel(
+            step,
+            device_ids=[self.device] if self.device.type == "cuda" else None,
+            # Steps with the ID features off leave their parameters unused.
+            find_unused_parameters=self.config.id_dropout > 0,
+            broadcast_buffers=False,
+        )
+
     def fit(self) -> TrainResult:
         """Train with early stopping; the returned model holds the best epoch's weights."""
+        try:
+            return self._fit()
+        finally:
+            for states in self._files:
+                states.close()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+
+    def _fit(self) -> TrainResult:
         config = self.config
+        parallel = self.parallel
         started = time.perf_counter()
         train = select_train(self.dataset.train, config.max_train_per_user)
-        valid = list(self.dataset.valid)
+        valid = list(self.dataset.valid)[parallel.rank :: parallel.world]
         rows = self.dataset.rows
-        targets = torch.tensor([rows[e.target] for e in train])
-        train_cache = self._encode(train)
-        lengths = train_cache.mask.sum(1)
-        valid_cache = self._encode(valid)
+        self.targets = torch.tensor([rows[e.target] for e in train])
+        self.train_examples = train
         steps_per_epoch = math.ceil(len(train) / config.batch_size)
-        optimizer, scheduler = self._optimizer(steps_per_epoch * config.epochs)
-        counts = torch.bincount(targets, minlength=len(rows))
-        candidates = Candidates(counts, config.negatives, config.batch_size)
+        total_steps = steps_per_epoch * config.epochs
+        if config.max_steps:
+            total_steps = min(total_steps, config.max_steps)
+        passes = total_steps * config.batch_size / max(len(train), 1)
+        self.train_cache = self._encode(train, passes, "train")
+        valid_cache = self._encode(valid, config.epochs, "valid")
+        lengths = (
+            self.train_cache.states.lengths
+            if config.length_buckets
+            else torch.zeros(len(train), dtype=torch.long)
+        )
+        optimizer, scheduler = self._optimizer(total_steps)
+        counts = torch.bincount(self.targets, minlength=len(rows))
+        self.candidates = Candidates(counts, config.negatives, config.batch_size)
         self.item_candidates = Candidates(counts, config.item_negatives, config.batch_size)
-        generator = torch.Generator().manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
+        step_module = self._wrap()
         best = (-1.0, 0, _snapshot(trainable))
         history: list[EpochLog] = []
+        first_loss: float | None = None
+        steps = 0
+        train_seconds = 0.0
         for epoch in range(1, config.epochs + 1):
             tick = time.perf_counter()
             self.model.train()
             self.model.item_tower.eval()
-            batches = epoch_batches(lengths, config.batch_size, config.length_buckets, generator)
+            batches = epoch_batches(
+                lengths, config.batch_size, config.length_buckets, self.generator
+            )
             losses = []
             bar = tqdm(
                 batches,
-                total=steps_per_epoch,
+                total=min(steps_per_epoch, total_steps - steps),
                 desc=f"epoch {epoch}",
-                disable=not config.progress,
+                disable=not self.progress,
             )
             for step, index in enumerate(bar, 1):
-                loss, fresh = self._step(train, train_cache, targets, index, candidates, generator)
+                local, weight = local_share(index, parallel)
+                loss, fresh_rows, fresh = step_module(local, index, weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                losses.append(loss.item())
+                losses.append(self._mean_loss(loss))
+                first_loss = losses[0] if first_loss is None else first_loss
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-                if fresh is not None:
+                if fresh_rows is not None and fresh is not None:
                     # Vectors from just before the step: close enough until
                     # the next full refresh, and free. Written after
                     # backward, which still needed the cache as it was.
-                    rows_done, vectors = fresh
-                    self.item_vectors[rows_done] = vectors
+                    self.item_vectors[fresh_rows] = fresh
                     if step % config.item_refresh == 0:
                         self.item_vectors = self._refresh_items()
+                steps += 1
+                if steps >= total_steps:
+                    break
+            train_seconds += time.perf_counter() - tick
             if self.item_cache is not None:
                 self.item_vectors = self._refresh_items()
-            valid_ndcg = ndcg(self.validate(valid_cache, valid))
+            valid_ndcg = ndcg(self._all_ranks(self.validate(valid_cache, valid)))
             history.append(
                 EpochLog(epoch, float(np.mean(losses)), valid_ndcg, time.perf_counter() - tick)
             )
-            tqdm.write(f"epoch {epoch}: loss {history[-1].loss:.4f} valid ndcg@10 {valid_ndcg:.4f}")
+            if self.progress:
+                tqdm.write(
+                    f"epoch {epoch}: loss {history[-1].loss:.4f} valid ndcg@10 {valid_ndcg:.4f}"
+                )
             if valid_ndcg > best[0]:
                 best = (valid_ndcg, epoch, _snapshot(trainable))
             elif epoch - best[1] >= config.patience:
+                break
+            if steps >= total_steps:
                 break
         with torch.no_grad():
             for param, value in zip(trainable, best[2], strict=True):
@@ -446,42 +627,53 @@ class Trainer:
             self.item_vectors = self._refresh_items()
         self.model.eval()
         return TrainResult(
-            self.model, tuple(history), best[1], best[0], time.perf_counter() - started
+            self.model,
+            tuple(history),
+            best[1],
+            best[0],
+            time.perf_counter() - started,
+            steps=steps,
+            first_step_loss=first_loss if first_loss is not None else float("nan"),
+            seconds_per_step=train_seconds / max(steps, 1),
+            processes=parallel.world,
         )
 
     def _step(
-        self,
-        train: Sequence[Example],
-        cache: _Encoded,
-        targets: torch.Tensor,
-        index: torch.Tensor,
-        candidates: Candidates,
-        generator: torch.Generator,
+        self, index: torch.Tensor, global_index: torch.Tensor
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """Loss of one batch, and the item rows it recomputed with their fresh vectors."""
+        """Mean loss of rows ``index``, and the item rows it recomputed with their fresh vectors.
+
+        Every random draw depends on the global batch only, so each process
+        of a data-parallel run draws the same: the same ID dropout, and the
+        same candidates, drawn for all the global batch's targets.
+        """
+        config = self.config
+        generator = self.generator
+        targets = self.targets
         # Drawn only when asked for, so the default run's random stream is unchanged.
-        dropout = self.config.id_dropout
+        dropout = config.id_dropout
         features = not dropout or float(torch.rand((), generator=generator)) >= dropout
-        users = self._users(cache, index, features=features)
-        batch_targets = targets[index]
+        users = self._users(self.train_cache, index, features=features)
+        batch_targets = targets[index].to(self.device)
         head = self.model.head
         with self._autocast():
-            if self.config.loss == "full":
+            if config.loss == "full":
                 logits = head(users, self.item_vectors, features=features)
-                loss = full_softmax_loss(logits.float(), batch_targets.to(self.device))
+                loss = full_softmax_loss(logits.float(), batch_targets)
             else:
-                rows, log_q = candidates.draw(batch_targets, generator)
+                rows, log_q = self.candidates.draw(targets[global_index], generator)
                 rows = rows.to(self.device)
                 item_rows = rows if head.item_ids else None
                 logits = head(users, self.item_vectors[rows], item_rows, features=features)
                 loss = sampled_softmax_loss(
-                    logits.float(), rows, batch_targets.to(self.device), log_q.to(self.device)
+                    logits.float(), rows, batch_targets, log_q.to(self.device)
                 )
-        if self.config.rating_weight:
-            examples = [train[i] for i in index.tolist()]
-            rows = batch_targets.to(self.device)
-            items = head.item_side(self.item_vectors[rows], rows, features=features)
-            loss = loss + self.config.rating_weight * _rating_loss(users, items, examples)
+        if config.rating_weight:
+            examples = [self.train_examples[i] for i in index.tolist()]
+            items = head.item_side(
+                self.item_vectors[batch_targets], batch_targets, features=features
+            )
+            loss = loss + config.rating_weight * _rating_loss(users, items, examples)
         if self.item_cache is None:
             return loss, None
         # The item tower learns only from candidates that are all freshly
@@ -489,14 +681,12 @@ class Trainer:
         # a softmax whose other rows are cached, it would learn to lift every
         # fresh vector above the stale ones: training loss falls while
         # ranking collapses (docs/model.md, "Why every candidate of the item loss is fresh").
-        rows, log_q = self.item_candidates.draw(batch_targets, generator)
+        rows, log_q = self.item_candidates.draw(targets[global_index], generator)
         rows = rows.to(self.device)
         fresh = self._fresh_items(rows)
         with self._autocast():
             logits = head(users, fresh, rows if head.item_ids else None, features=features)
-        item_loss = sampled_softmax_loss(
-            logits.float(), rows, batch_targets.to(self.device), log_q.to(self.device)
-        )
+        item_loss = sampled_softmax_loss(logits.float(), rows, batch_targets, log_q.to(self.device))
         return loss + item_loss, (rows, fresh.detach())
 
 
@@ -530,9 +720,16 @@ def _snapshot(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return [p.detach().clone() for p in params]
 
 
-def train(base: Recommender, dataset: Dataset, config: TrainConfig) -> TrainResult:
+def train(
+    base: Recommender,
+    dataset: Dataset,
+    config: TrainConfig,
+    *,
+    parallel: Parallel | None = None,
+    cache_dir: Path | None = None,
+) -> TrainResult:
     """Fine-tune ``base`` on ``dataset``; see the module docstring for the recipe."""
-    return Trainer(base, dataset, config).fit()
+    return Trainer(base, dataset, config, parallel=parallel, cache_dir=cache_dir).fit()
 
 
 def save_trained(result: TrainResult, dataset: Dataset, config: TrainConfig, out: Path) -> None:
@@ -553,6 +750,10 @@ def save_trained(result: TrainResult, dataset: Dataset, config: TrainConfig, out
                 "seconds": result.seconds,
                 "train_examples": len(select_train(dataset.train, config.max_train_per_user)),
                 "epochs": [vars(e) for e in result.history],
+                "steps": result.steps,
+                "first_step_loss": result.first_step_loss,
+                "seconds_per_step": result.seconds_per_step,
+                "processes": result.processes,
                 "device": str(next(model.parameters()).device),
                 "threads": torch.get_num_threads(),
             },

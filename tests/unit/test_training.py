@@ -1,3 +1,4 @@
+import contextlib
 import json
 import math
 from dataclasses import replace
@@ -9,7 +10,15 @@ import torch.nn.functional as F  # noqa: N812
 from encoders.config import EncoderConfig
 from encoders.dataset import build_dataset
 from encoders.evaluation import make_ranker, parity_check, rank_targets
-from encoders.layer_cache import freeze_below, lower_states, upper_forward
+from encoders.layer_cache import (
+    DiskStates,
+    PooledStates,
+    RecomputedStates,
+    choose_cache,
+    depth,
+    freeze_below,
+    upper_forward,
+)
 from encoders.model import (
     ITEMS_FILE,
     ScoringHead,
@@ -136,30 +145,102 @@ def test_select_train_keeps_most_recent_per_user():
     assert select_train(data.train, 0) == list(data.train)
 
 
+def _tokenize(model, max_length):
+    def tokenize(texts):
+        batch = model.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        return batch["input_ids"], batch["attention_mask"]
+
+    return tokenize
+
+
+TEXTS = ["a much longer summary text than the others", "a short one", "mid length text"]
+
+
 @pytest.mark.parametrize("chunk", [1, 2, 256])
-def test_split_forward_equals_full_tower(chunk):
-    # Padded past every row, and chunked so that rows of different lengths
-    # land in different chunks: the cache cuts each chunk to its longest row.
+@pytest.mark.parametrize("where", ["disk", "recompute"])
+def test_split_forward_equals_full_tower(tmp_path, chunk, where):
+    # Rows of different lengths, in batches cut to their longest row: the
+    # file holds each row's tokens at a fixed width, read back up to the batch's.
     model = tiny_random_model()
     tower = model.user_tower
-    texts = ["a much longer summary text than the others", "a short one", "mid length text"]
-    batch = model.tokenizer(texts, padding="max_length", max_length=24, return_tensors="pt")
+    tokenize = _tokenize(model, 24)
     split = freeze_below(tower, 1)
     assert split == 1
     assert not any(p.requires_grad for p in tower.encoder.embeddings.parameters())
-    hidden = lower_states(
-        tower,
-        batch["input_ids"],
-        batch["attention_mask"],
-        split,
-        batch_size=chunk,
-        dtype=torch.float32,
-        progress=False,
-    )
+    if where == "disk":
+        states = DiskStates(TEXTS, tokenize, tmp_path / "s", 24, tower.dim, torch.float32)
+        states.fill(tower, split, torch.arange(3), contextlib.nullcontext, batch_size=chunk)
+        assert (tmp_path / "s").stat().st_size == 3 * 24 * tower.dim * 4
+    else:
+        states = RecomputedStates(TEXTS, tokenize, tower, split, contextlib.nullcontext)
+    ids, mask = tokenize(TEXTS)
+    assert states.lengths.tolist() == mask.sum(1).tolist()
     with torch.no_grad():
-        full = tower(batch["input_ids"], batch["attention_mask"]).embedding
-        part = upper_forward(tower, hidden, batch["attention_mask"], split)
-    torch.testing.assert_close(part, full, atol=1e-5, rtol=1e-5)
+        full = tower(ids, mask).embedding
+        for index in ([0, 1, 2], [2, 1], [1]):
+            hidden, part_mask = states.batch(torch.tensor(index))
+            assert hidden.shape[1] == int(mask[index].sum(1).max())
+            part = upper_forward(tower, hidden, part_mask, split)
+            torch.testing.assert_close(part, full[index], atol=1e-5, rtol=1e-5)
+
+
+def test_a_frozen_tower_keeps_one_pooled_vector_per_text():
+    model = tiny_random_model()
+    tower = model.user_tower
+    tokenize = _tokenize(model, 24)
+    states = PooledStates(TEXTS, tokenize, tower, contextlib.nullcontext, batch_size=2)
+    assert states.vectors.shape == (3, tower.dim)
+    ids, mask = tokenize(TEXTS)
+    with torch.no_grad():
+        hidden, part_mask = states.batch(torch.tensor([2, 0]))
+        part = upper_forward(tower, hidden, part_mask, depth(tower))
+        torch.testing.assert_close(part, tower(ids, mask).embedding[[2, 0]], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("asked", "layers", "passes", "size", "want"),
+    [
+        ("auto", 0, 5.0, 10, "pooled"),
+        ("disk", 0, 5.0, 10, "pooled"),
+        ("auto", 2, 2.0, 10, "disk"),
+        ("auto", 2, 1.5, 10, "recompute"),  # a file read once saves nothing
+        ("auto", 2, 2.0, 200, "recompute"),  # over the budget
+        ("recompute", 2, 9.0, 10, "recompute"),
+        ("disk", 2, 0.1, 200, "disk"),
+    ],
+)
+def test_choose_cache(asked, layers, passes, size, want):
+    got = choose_cache(
+        asked, trained_layers=layers, passes=passes, disk_bytes=size, disk_budget=100
+    )
+    assert got == want
+
+
+@pytest.mark.parametrize("lower_cache", ["disk", "recompute"])
+def test_disk_and_recomputed_states_train_the_same_model(lower_cache):
+    data = make_data()
+    config = TrainConfig(lower_cache=lower_cache, precision="fp32", **TINY)
+    result = train(tiny_random_model(), data, config)
+    reference = train(tiny_random_model(), data, replace_config(config, lower_cache="disk"))
+    assert result.history[0].loss == pytest.approx(reference.history[0].loss, rel=1e-4)
+    assert result.first_step_loss == pytest.approx(reference.first_step_loss, rel=1e-4)
+
+
+def replace_config(config, **changes):
+    return config.model_copy(update=changes)
+
+
+def test_max_steps_stops_training_and_validates(tmp_path):
+    data = make_data()
+    config = TrainConfig(**{**TINY, "epochs": 5, "patience": 5}, max_steps=3)
+    result = train(tiny_random_model(), data, config)
+    assert result.steps == 3 and len(result.history) == 1
+    assert result.seconds_per_step > 0 and math.isfinite(result.first_step_loss)
+    save_trained(result, data, config, tmp_path)
+    saved = json.loads((tmp_path / HISTORY_FILE).read_text())
+    assert saved["steps"] == 3 and saved["processes"] == 1
 
 
 def test_head_cold_items_get_text_score_only():
