@@ -28,6 +28,12 @@ class TrainConfig(BaseModel):
         0, ge=0, description="Stop after this many steps (validating then); 0 = epochs decide."
     )
     batch_size: int = Field(128, ge=2, le=65_536, description="Examples per step.")
+    micro_batch_size: int = Field(
+        32,
+        ge=0,
+        description="Examples per forward and backward pass, their gradients summed into the "
+        "step's: fewer activations in memory, the same step; 0 = the whole batch at once.",
+    )
     encoder_lr: float = Field(3e-4, gt=0, description="AdamW learning rate of the encoder.")
     head_lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the head.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay of the encoder.")

@@ -251,8 +251,19 @@ def local_share(index: torch.Tensor, parallel: Parallel) -> tuple[torch.Tensor, 
     return rows, len(rows) * parallel.world / len(index)
 
 
+@dataclass(frozen=True)
+class _Draws:
+    """A step's random draws: whether the ID features are on, and the candidate sets."""
+
+    features: bool
+    sampled: tuple[torch.Tensor, torch.Tensor] | None
+    """Candidate rows and log-Q of the sampled main loss (loss="sampled")."""
+    fresh: tuple[torch.Tensor, torch.Tensor] | None
+    """Candidate rows and log-Q of the item tower's loss (item_train_layers > 0)."""
+
+
 class _Step(nn.Module):
-    """The loss of one batch as a module's forward: what DDP wraps."""
+    """The loss of one micro-batch as a module's forward: what DDP wraps."""
 
     def __init__(self, trainer: Trainer) -> None:
         super().__init__()
@@ -260,10 +271,10 @@ class _Step(nn.Module):
         self.run = trainer._step  # a bound method, not a registered module
 
     def forward(
-        self, index: torch.Tensor, global_index: torch.Tensor, weight: float
+        self, index: torch.Tensor, draws: _Draws, weight: float
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Weighted loss of rows ``index`` of the global batch ``global_index``."""
-        loss, fresh = self.run(index, global_index)
+        """Weighted mean loss of rows ``index``, and the fresh item rows and vectors."""
+        loss, fresh = self.run(index, draws)
         rows, vectors = fresh if fresh is not None else (None, None)
         return loss * weight, rows, vectors
 
@@ -368,6 +379,8 @@ class Trainer:
         max_length: int,
         passes: float,
         name: str,
+        *,
+        shared: bool = True,
     ) -> LowerStates:
         """Return the frozen lower layers' states of ``texts``: pooled, on disk or recomputed."""
         config = self.config
@@ -389,21 +402,34 @@ class Trainer:
             return PooledStates(texts, tokenize, tower, self._autocast, progress=self.progress)
         if mode == "recompute":
             return RecomputedStates(texts, tokenize, tower, split, self._autocast)
+        parallel = self.parallel
+        if shared:  # every process writes its round-robin share of one file
+            path, rows = name, torch.arange(parallel.rank, len(texts), parallel.world)
+        else:  # this process's own texts, in a file of its own
+            path, rows = f"{name}-{parallel.rank}", torch.arange(len(texts))
         states = DiskStates(
-            texts, tokenize, self.cache_dir / f"{name}.states", max_length, tower.dim, dtype
+            texts, tokenize, self.cache_dir / f"{path}.states", max_length, tower.dim, dtype
         )
         self._files.append(states)
-        parallel = self.parallel
-        rows = torch.arange(parallel.rank, len(texts), parallel.world)
-        states.fill(tower, split, rows, self._autocast, progress=self.progress)
-        self._barrier()
+        states.fill(
+            tower, split, rows, self._autocast, batch_size=self._chunk, progress=self.progress
+        )
+        if shared:
+            self._barrier()
         return states
+
+    @property
+    def _chunk(self) -> int:
+        """Texts per forward pass of the frozen layers."""
+        return self.config.micro_batch_size or self.config.eval_batch_size
 
     def _barrier(self) -> None:
         if self.parallel.world > 1:
             dist.barrier()
 
-    def _encode(self, examples: Sequence[Example], passes: float, name: str) -> _Encoded:
+    def _encode(
+        self, examples: Sequence[Example], passes: float, name: str, *, shared: bool = True
+    ) -> _Encoded:
         states = self._states(
             [e.summary for e in examples],
             self.model.user_tower,
@@ -411,6 +437,7 @@ class Trainer:
             self.config.user_max_length,
             passes,
             name,
+            shared=shared,
         )
         history = history_rows([e.recent for e in examples], self.dataset.rows, self.config.history)
         return _Encoded(states, history)
@@ -522,7 +549,7 @@ class Trainer:
             device_ids=[self.device] if self.device.type == "cuda" else None,
             # Steps with the ID features off leave their parameters unused.
             find_unused_parameters=self.config.id_dropout > 0,
-            broadcast_buffers=False,
+            forward_sync_buffers=False,
         )
 
     def fit(self) -> TrainResult:
@@ -534,6 +561,30 @@ class Trainer:
                 states.close()
             if self._tmp is not None:
                 self._tmp.cleanup()
+
+    def _accumulate(
+        self, step_module: nn.Module, index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Backward of the global batch ``index``: this process's share, a micro-batch at a time.
+
+        Each micro-batch's mean loss is weighted by its share of the global
+        batch, so the summed gradients are the global batch's whatever the
+        cut; a micro-batch holds a fraction of the activations in memory.
+        DDP averages the gradients once, after the last micro-batch.
+        """
+        draws = self._draw(index)
+        local, weight = local_share(index, self.parallel)
+        parts = local.split(self.config.micro_batch_size or len(local))
+        total = torch.zeros((), device=self.device)
+        fresh_rows = fresh = None
+        for number, part in enumerate(parts, 1):
+            last = number == len(parts)
+            hold = isinstance(step_module, DistributedDataParallel) and not last
+            with step_module.no_sync() if hold else contextlib.nullcontext():  # type: ignore[operator]
+                loss, fresh_rows, fresh = step_module(part, draws, weight * len(part) / len(local))
+                loss.backward()
+            total = total + loss.detach()
+        return total, fresh_rows, fresh
 
     def _fit(self) -> TrainResult:
         config = self.config
@@ -550,7 +601,8 @@ class Trainer:
             total_steps = min(total_steps, config.max_steps)
         passes = total_steps * config.batch_size / max(len(train), 1)
         self.train_cache = self._encode(train, passes, "train")
-        valid_cache = self._encode(valid, config.epochs, "valid")
+        # Each process validates its own share of the users.
+        valid_cache = self._encode(valid, config.epochs, "valid", shared=False)
         lengths = (
             self.train_cache.states.lengths
             if config.length_buckets
@@ -583,10 +635,8 @@ class Trainer:
                 disable=not self.progress,
             )
             for step, index in enumerate(bar, 1):
-                local, weight = local_share(index, parallel)
-                loss, fresh_rows, fresh = step_module(local, index, weight)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss, fresh_rows, fresh = self._accumulate(step_module, index)
                 torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 optimizer.step()
                 scheduler.step()
@@ -638,55 +688,65 @@ class Trainer:
             processes=parallel.world,
         )
 
-    def _step(
-        self, index: torch.Tensor, global_index: torch.Tensor
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """Mean loss of rows ``index``, and the item rows it recomputed with their fresh vectors.
+    def _draw(self, global_index: torch.Tensor) -> _Draws:
+        """One step's random draws, from the global batch only.
 
-        Every random draw depends on the global batch only, so each process
-        of a data-parallel run draws the same: the same ID dropout, and the
-        same candidates, drawn for all the global batch's targets.
+        So each process of a data-parallel run, and each micro-batch, draws
+        the same: the same ID dropout, and the same candidates, drawn for all
+        the global batch's targets. Drawn in the order training always drew.
         """
         config = self.config
         generator = self.generator
-        targets = self.targets
+        targets = self.targets[global_index]
         # Drawn only when asked for, so the default run's random stream is unchanged.
         dropout = config.id_dropout
         features = not dropout or float(torch.rand((), generator=generator)) >= dropout
+        sampled = None
+        if config.loss == "sampled":
+            rows, log_q = self.candidates.draw(targets, generator)
+            sampled = (rows.to(self.device), log_q.to(self.device))
+        fresh = None
+        if self.item_cache is not None:
+            rows, log_q = self.item_candidates.draw(targets, generator)
+            fresh = (rows.to(self.device), log_q.to(self.device))
+        return _Draws(features, sampled, fresh)
+
+    def _step(
+        self, index: torch.Tensor, draws: _Draws
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Mean loss of rows ``index``, and the item rows it recomputed with their fresh vectors."""
+        config = self.config
+        features = draws.features
         users = self._users(self.train_cache, index, features=features)
-        batch_targets = targets[index].to(self.device)
+        batch_targets = self.targets[index].to(self.device)
         head = self.model.head
         with self._autocast():
-            if config.loss == "full":
+            if draws.sampled is None:
                 logits = head(users, self.item_vectors, features=features)
                 loss = full_softmax_loss(logits.float(), batch_targets)
             else:
-                rows, log_q = self.candidates.draw(targets[global_index], generator)
-                rows = rows.to(self.device)
+                rows, log_q = draws.sampled
                 item_rows = rows if head.item_ids else None
                 logits = head(users, self.item_vectors[rows], item_rows, features=features)
-                loss = sampled_softmax_loss(
-                    logits.float(), rows, batch_targets, log_q.to(self.device)
-                )
+                loss = sampled_softmax_loss(logits.float(), rows, batch_targets, log_q)
         if config.rating_weight:
             examples = [self.train_examples[i] for i in index.tolist()]
             items = head.item_side(
                 self.item_vectors[batch_targets], batch_targets, features=features
             )
             loss = loss + config.rating_weight * _rating_loss(users, items, examples)
-        if self.item_cache is None:
+        if draws.fresh is None:
             return loss, None
         # The item tower learns only from candidates that are all freshly
         # computed. Were its gradients to flow through the targets alone, into
         # a softmax whose other rows are cached, it would learn to lift every
         # fresh vector above the stale ones: training loss falls while
         # ranking collapses (docs/model.md, "Why every candidate of the item loss is fresh").
-        rows, log_q = self.item_candidates.draw(targets[global_index], generator)
-        rows = rows.to(self.device)
+        rows, log_q = draws.fresh
         fresh = self._fresh_items(rows)
         with self._autocast():
             logits = head(users, fresh, rows if head.item_ids else None, features=features)
-        item_loss = sampled_softmax_loss(logits.float(), rows, batch_targets, log_q.to(self.device))
+        item_loss = sampled_softmax_loss(logits.float(), rows, batch_targets, log_q)
         return loss + item_loss, (rows, fresh.detach())
 
 

@@ -397,3 +397,30 @@ def test_item_tower_training_moves_its_top_layers_and_serves_from_them(tmp_path,
     assert parity.ok, parity
     # The trainer's cache, refreshed after the best weights came back, is the full tower's.
     torch.testing.assert_close(trainer.item_vectors, vectors, atol=5e-3, rtol=0)
+
+
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_micro_batches_take_the_same_step_as_the_whole_batch(loss):
+    data = make_data(users=8, length=8)
+
+    def run(micro: int):
+        model = tiny_random_model(history=0)
+        config = model.user_tower.encoder.config
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+        settings = TrainConfig(
+            micro_batch_size=micro,
+            loss=loss,
+            negatives=5,
+            rating_weight=0.1,
+            train_layers=1,
+            history=4,
+            precision="fp32",
+            **{**TINY, "epochs": 1},
+        )
+        return train(model, data, settings)
+
+    whole, micro = run(0), run(3)  # batches of 8 cut into 3 + 3 + 2
+    assert micro.first_step_loss == pytest.approx(whole.first_step_loss, rel=1e-5)
+    assert micro.history[0].loss == pytest.approx(whole.history[0].loss, rel=1e-4)
+    for (name, p), q in zip(whole.model.named_parameters(), micro.model.parameters(), strict=True):
+        torch.testing.assert_close(q, p, atol=1e-4, rtol=1e-4, msg=name)
