@@ -21,7 +21,7 @@ PY="$ROOT/.venv/bin/python"
 # encoders/model.py uses only its stable top-level names.
 version() { "$PY" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1"; }
 WHEELS=()
-for name in pydantic pydantic_core annotated_types typing_inspection typing_extensions orjson; do
+for name in pydantic pydantic_core annotated_types typing_inspection typing_extensions orjson tqdm; do
   WHEELS+=("$name==$(version "$name")")
 done
 

@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from encoders.dataset import Dataset
-from encoders.model import Recommender, load_model_dir, load_pretrained
+from encoders.model import MODEL_FILE, Recommender, load_model_dir, load_pretrained
 from encoders.train_config import TrainConfig
 from encoders.training import HISTORY_FILE, Parallel, save_trained, train
 
@@ -37,14 +37,17 @@ class TrainJob:
     config: TrainConfig
     out: Path
     base: Path | None = None
-    """Model directory to start from; None: the bundled MiniLM."""
+    """A recprice model directory or a Hugging Face encoder directory to start
+    from; None: the bundled MiniLM."""
     cache_dir: Path | None = None
     """Folder of the lower-layer states files; None: a temporary one."""
 
 
 def load_base(base: Path | None) -> Recommender:
-    """Return the model a run starts from."""
-    return load_model_dir(base) if base else load_pretrained()
+    """Return the model a run starts from: a recprice model, an encoder directory, or MiniLM."""
+    if base is not None and (base / MODEL_FILE).is_file():
+        return load_model_dir(base)
+    return load_pretrained(path=base)
 
 
 def backend_for(device: torch.device) -> str:
