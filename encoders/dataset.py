@@ -5,10 +5,14 @@ own :func:`apply_event` and :func:`render_summary`. Each interaction with a
 catalogue item becomes one example: the user's summary *just before* the
 interaction and the item interacted with. Per user, the last example is the
 test case, the second to last the validation case, the rest are training.
+A seeded share of the items can be held out of training entirely
+(:func:`held_out_items`, :func:`training_view`; docs/model.md, "Cold items:
+the held-out split").
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,4 +139,69 @@ def load_dataset(events_path: Path, items_path: Path, config: StateConfig | None
         dataset.test,
         skipped_events=dataset.skipped_events + bad_events,
         skipped_items=bad_items,
+    )
+
+
+def held_out_items(dataset: Dataset, share: float, seed: int) -> frozenset[str]:
+    """Pick a seeded random ``share`` of the items that are some example's target.
+
+    Candidates are the catalogue items the log interacts with (a target in
+    train, valid or test), so every held-out item takes its examples out of
+    training, and about ``share`` of the test cases land on held-out items.
+    Items are ranked by the SHA-256 of ``"{seed}:{item_id}"`` and the first
+    ``round(share * candidates)`` are held out (at least one when ``share``
+    > 0, never all of them): the same seed picks the same items on every
+    platform and Python version, and a new item does not reshuffle the rest.
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"the held-out share must be in [0, 1), not {share}")
+    targets = {e.target for split in (dataset.train, dataset.valid, dataset.test) for e in split}
+    candidates = sorted(item.item_id for item in dataset.items if item.item_id in targets)
+    if share == 0 or len(candidates) < 2:
+        return frozenset()
+    count = min(max(round(share * len(candidates)), 1), len(candidates) - 1)
+
+    def draw(item_id: str) -> bytes:
+        return hashlib.sha256(f"{seed}:{item_id}".encode()).digest()
+
+    return frozenset(sorted(candidates, key=draw)[:count])
+
+
+def _keep(examples: tuple[Example, ...], held_out: frozenset[str]) -> tuple[Example, ...]:
+    return tuple(e for e in examples if e.target not in held_out)
+
+
+def training_view(dataset: Dataset, held_out: frozenset[str]) -> Dataset:
+    """Return what a model trained without the ``held_out`` items sees.
+
+    The catalogue lacks them (so the head's item tables get no row for them),
+    and every example whose target is one of them is dropped from train,
+    valid and test alike: early stopping must not rank them, and could not
+    (they have no row). Summaries, recent items and histories may still name
+    them: they say what the user saw, and rows of unknown items are skipped.
+    """
+    return Dataset(
+        tuple(item for item in dataset.items if item.item_id not in held_out),
+        _keep(dataset.train, held_out),
+        _keep(dataset.valid, held_out),
+        _keep(dataset.test, held_out),
+        dataset.skipped_events,
+        dataset.skipped_items,
+    )
+
+
+def evaluation_view(dataset: Dataset, held_out: frozenset[str]) -> Dataset:
+    """Return the whole catalogue and every valid and test case, with training's train cases.
+
+    Models rank every item, held-out ones included, on every case; what is
+    learned from the train examples (popularity counts) comes from the
+    training view, so held-out items count for nothing there.
+    """
+    return Dataset(
+        dataset.items,
+        _keep(dataset.train, held_out),
+        dataset.valid,
+        dataset.test,
+        dataset.skipped_events,
+        dataset.skipped_items,
     )

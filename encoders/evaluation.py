@@ -135,19 +135,23 @@ def rank_targets(evaluator: Evaluator, dataset: Dataset, examples: Sequence[Exam
     return ranks
 
 
-def cold_cases(dataset: Dataset, examples: Sequence[Example]) -> list[Example]:
-    """Examples whose target never occurs in the training examples (new to the model)."""
-    seen = {e.target for e in dataset.train}
-    return [e for e in examples if e.target not in seen]
+def case_ranks(
+    evaluator: Evaluator, dataset: Dataset, held_out: frozenset[str] = frozenset()
+) -> dict[str, list[int]]:
+    """Each case's rank on validation and test, and on the test's ``held_out`` targets.
 
-
-def case_ranks(evaluator: Evaluator, dataset: Dataset) -> dict[str, list[int]]:
-    """Each case's rank on validation, test and the test's cold-start items."""
-    return {
+    ``test_held_out`` is there only with a held-out split: its cases are
+    ranked as every test case is, over the whole catalogue.
+    """
+    ranks = {
         "valid": rank_targets(evaluator, dataset, dataset.valid),
         "test": rank_targets(evaluator, dataset, dataset.test),
-        "test_cold_items": rank_targets(evaluator, dataset, cold_cases(dataset, dataset.test)),
     }
+    if held_out:
+        ranks["test_held_out"] = [
+            r for r, e in zip(ranks["test"], dataset.test, strict=True) if e.target in held_out
+        ]
+    return ranks
 
 
 def _flat(interval: dict[str, tuple[float, float]]) -> dict[str, float]:
@@ -161,15 +165,20 @@ def _flat(interval: dict[str, tuple[float, float]]) -> dict[str, float]:
 def with_intervals(
     ranks: dict[str, dict[str, list[int]]], reference: str | None
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Metrics of each scorer's case ranks, with 95% bootstrap intervals on the test split.
+    """Metrics of each scorer's case ranks, with 95% bootstrap intervals on the test splits.
 
-    ``test_ci95`` holds each metric's interval (``ndcg@10_lo``, ``ndcg@10_hi``...);
+    ``test_ci95`` holds each metric's interval (``ndcg@10_lo``, ``ndcg@10_hi``...),
+    and ``test_held_out_ci95`` that of the held-out items' cases where ranked;
     with a ``reference`` scorer, ``test_diff`` holds every other scorer's
     difference from it on the same users and its paired interval.
     """
     results = {
         name: {split: summarize(r, K) for split, r in splits.items()}
-        | {"test_ci95": _flat(bootstrap_interval(splits["test"], K))}
+        | {
+            f"{split}_ci95": _flat(bootstrap_interval(splits[split], K))
+            for split in ("test", "test_held_out")
+            if split in splits
+        }
         for name, splits in ranks.items()
     }
     if reference is None:
@@ -238,25 +247,30 @@ def run_evaluation(
     models: dict[str, Recommender],
     zero_shot: Recommender | None,
     config: EncoderConfig,
+    held_out: frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Metrics of popularity, zero-shot and each named model (plus its text-only ablation).
 
     Test metrics come with 95% bootstrap intervals, and every row with its
     paired difference from the first of ``models`` (see :func:`with_intervals`).
+    With ``held_out`` items (``dataset`` from :func:`encoders.dataset.evaluation_view`),
+    every row is measured on the test cases whose target is one of them too.
     """
     device = resolve_device(config)
-    ranks = {"popularity": case_ranks(make_ranker(None, dataset, config, device), dataset)}
+    popularity = make_ranker(None, dataset, config, device)
+    ranks = {"popularity": case_ranks(popularity, dataset, held_out)}
     if zero_shot is not None:
-        ranks["zero-shot"] = case_ranks(make_ranker(zero_shot, dataset, config, device), dataset)
+        zero_shot_ranker = make_ranker(zero_shot, dataset, config, device)
+        ranks["zero-shot"] = case_ranks(zero_shot_ranker, dataset, held_out)
     for name, model in models.items():
         evaluator = make_ranker(model, dataset, config, device)
-        ranks[name] = case_ranks(evaluator, dataset)
+        ranks[name] = case_ranks(evaluator, dataset, held_out)
         head = model.head
         if head.item_embedding is not None or head.item_bias is not None:
             # Same weights with the ID and popularity features switched off:
             # what the text path carries on its own.
             text_only = replace(evaluator, use_item_features=False)
-            ranks[f"{name} (ids off)"] = case_ranks(text_only, dataset)
+            ranks[f"{name} (ids off)"] = case_ranks(text_only, dataset, held_out)
     return with_intervals(ranks, next(iter(models), None))
 
 

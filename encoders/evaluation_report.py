@@ -19,14 +19,23 @@ def _interval(values: dict[str, float], metric: str) -> str:
     return f"[{values[metric + '_lo']:.4f}, {values[metric + '_hi']:.4f}]"
 
 
-def metrics_table(results: dict[str, dict[str, dict[str, float]]], split: str) -> str:
-    """Markdown table of every model's metrics on one split, with intervals where present."""
+def metrics_table(
+    results: dict[str, dict[str, dict[str, float]]],
+    split: str,
+    notes: dict[str, str] | None = None,
+    note_title: str = "",
+) -> str:
+    """Markdown table of every model's metrics on one split, with intervals where present.
+
+    With ``notes``, a last column titled ``note_title`` holds each row's note.
+    """
     ci = f"{split}_ci95"
     with_ci = all(ci in splits for splits in results.values())
     head = " | 95% CI" if with_ci else ""
+    extra = f" {note_title} |" if notes is not None else ""
     lines = [
-        f"| model | NDCG@10{head} | HR@10{head} | MRR | cases |",
-        "|---|" + "---:|" * (5 if with_ci else 3) + "---:|",
+        f"| model | NDCG@10{head} | HR@10{head} | MRR | cases |{extra}",
+        "|---|" + "---:|" * (5 if with_ci else 3) + "---:|" + ("---|" if extra else ""),
     ]
     for name, splits in results.items():
         m = splits[split]
@@ -34,7 +43,8 @@ def metrics_table(results: dict[str, dict[str, dict[str, float]]], split: str) -
         if with_ci:
             intervals = [_interval(splits[ci], "ndcg@10"), _interval(splits[ci], "hr@10")]
             cells = [cells[0], intervals[0], cells[1], intervals[1]]
-        lines.append(f"| {name} | {' | '.join(cells)} | {m['mrr']:.4f} | {int(m['cases'])} |")
+        note = f" {notes.get(name, '')} |" if notes is not None else ""
+        lines.append(f"| {name} | {' | '.join(cells)} | {m['mrr']:.4f} | {int(m['cases'])} |{note}")
     return "\n".join(lines)
 
 
@@ -84,6 +94,20 @@ def plot_training(history: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _held_out_section(
+    results: dict[str, dict[str, dict[str, float]]], hold_out: dict[str, Any]
+) -> str:
+    cases = int(next(iter(results.values()))["test_held_out"]["cases"])
+    return (
+        "## Test, held-out items (never in training)\n\n"
+        f"{hold_out['items']} items held out of training (share {hold_out['share']}, "
+        f"seed {hold_out['seed']}); the {cases} test cases whose target is one of them, "
+        "each ranked over the whole catalogue, held-out items included. Popularity counts "
+        "come from the training examples, so held-out items have none.\n\n"
+        + metrics_table(results, "test_held_out", hold_out["notes"], "saw them in training")
+    )
+
+
 def write_evaluation_report(
     out: Path,
     results: dict[str, dict[str, dict[str, float]]],
@@ -91,11 +115,15 @@ def write_evaluation_report(
     history: dict[str, Any] | None,
     dataset_info: dict[str, Any],
     reference: str | None = None,
+    hold_out: dict[str, Any] | None = None,
 ) -> None:
     """Write ``metrics.json``, ``report.md``, ``metrics.png`` and ``training.png``.
 
     ``reference`` names the model whose paired differences ``results`` holds
     (``test_diff``, from :func:`encoders.evaluation.with_intervals`).
+    ``hold_out`` describes a held-out split (``share``, ``seed``, ``items``:
+    how many, ``notes``: for each row whether it saw them in training); the
+    report then has the held-out items' section, from ``test_held_out``.
     """
     out.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -104,6 +132,7 @@ def write_evaluation_report(
         "reference": reference,
         "parity": parity,
         "training": history,
+        "hold_out": hold_out,
     }
     (out / "metrics.json").write_text(json.dumps(payload, indent=2))
     plot_metrics(results, out / "metrics.png")
@@ -116,10 +145,10 @@ def write_evaluation_report(
         + metrics_table(results, "test")
         + "\n\n95% CI: percentile bootstrap over the test users (1,000 draws).",
         "## Validation\n\n" + metrics_table(results, "valid"),
-        "## Test, cold-start items (targets never seen in training)\n\n"
-        + metrics_table(results, "test_cold_items"),
         "![metrics](metrics.png)",
     ]
+    if hold_out is not None:
+        sections.insert(-1, _held_out_section(results, hold_out))
     if reference is not None:
         sections.insert(
             4,

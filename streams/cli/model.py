@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from encoders.dataset import Dataset, load_dataset
+from encoders.dataset import Dataset, evaluation_view, load_dataset, training_view
+from encoders.hold_out import (
+    HoldOut,
+    HoldOutMismatch,
+    check_hold_out,
+    pick_hold_out,
+    read_hold_out,
+    training_notes,
+    write_hold_out,
+)
 from encoders.train_config import TrainConfig
 from streams.cli.config_flags import config_from_flags, with_config_flags
 
@@ -37,6 +46,31 @@ def _dataset(events: Path, items: Path) -> Dataset:
     return dataset
 
 
+def _share(value: float) -> float:
+    if not 0 <= value < 1:
+        raise typer.BadParameter(f"{value} is not a share in [0, 1)")
+    return value
+
+
+HoldOutShare = Annotated[
+    float,
+    typer.Option(
+        "--hold-out-items",
+        callback=_share,
+        help="Share of the items held out of training entirely, scored by text only "
+        '(0 = none; docs/model.md, "Cold items: the held-out split").',
+    ),
+]
+HoldOutSeed = Annotated[int, typer.Option("--hold-out-seed", help="Seed of the held-out draw.")]
+
+
+def _hold_out(dataset: Dataset, share: float, seed: int) -> HoldOut | None:
+    hold_out = pick_hold_out(dataset, share, seed)
+    if hold_out is not None:
+        typer.echo(f"{len(hold_out.items)} items held out of training ({hold_out.flags()})")
+    return hold_out
+
+
 # Flags of earlier releases spelled unlike the field they set; they still work, unlisted.
 OLD_SPELLINGS = {
     "--item-layers": "item_train_layers",
@@ -55,6 +89,8 @@ def train(
         Path | None,
         typer.Option(help="Model directory to start from (default: bundled MiniLM)."),
     ] = None,
+    hold_out_items: HoldOutShare = 0.0,
+    hold_out_seed: HoldOutSeed = 0,
     **flags: Any,
 ) -> None:
     """Fine-tune the two-tower recommender and write a model directory."""
@@ -66,8 +102,13 @@ def train(
     # One option per TrainConfig field (streams.cli.config_flags), checked by the config.
     config = config_from_flags(ctx, TrainConfig, flags, OLD_SPELLINGS)
     dataset = _dataset(events, items)
+    hold_out = _hold_out(dataset, hold_out_items, hold_out_seed)
+    if hold_out is not None:
+        # The model never sees the held-out items: no head row, no training case.
+        dataset = training_view(dataset, hold_out.items)
     result = fit(load_model_dir(base) if base else load_pretrained(), dataset, config)
     save_trained(result, dataset, config, out)
+    write_hold_out(out, hold_out)
     typer.echo(
         f"best epoch {result.best_epoch}: valid NDCG@10 {result.best_valid_ndcg:.4f}, "
         f"{result.seconds:.0f} s; model {result.model.model_version} written to {out}"
@@ -85,8 +126,14 @@ def evaluate(
     zero_shot: Annotated[bool, typer.Option(help="Also score the zero-shot encoder.")] = True,
     parity_users: Annotated[int, typer.Option(help="Users in the parity check; 0 = skip.")] = 128,
     threads: Annotated[int, typer.Option(help="torch CPU threads; 0 = default.")] = 0,
+    hold_out_items: HoldOutShare = 0.0,
+    hold_out_seed: HoldOutSeed = 0,
 ) -> None:
-    """Full-ranking HR@10, NDCG@10, MRR with baselines, parity check and report."""
+    """Full-ranking HR@10, NDCG@10, MRR with baselines, parity check and report.
+
+    With ``--hold-out-items``, also on the test cases of the items that split
+    held out of training; a model trained on another split is refused.
+    """
     import torch
 
     from encoders.evaluation import load_history, parity_check, run_evaluation
@@ -98,9 +145,20 @@ def evaluate(
         torch.set_num_threads(threads)
     settings = Settings()
     dataset = _dataset(events, items)
+    hold_out = _hold_out(dataset, hold_out_items, hold_out_seed)
+    trained = {path.name: read_hold_out(path) for path in model}
+    try:
+        for name, split in trained.items():
+            check_hold_out(name, split, hold_out)
+    except HoldOutMismatch as exc:
+        raise typer.BadParameter(str(exc), param_hint="--hold-out-items") from None
+    held_out = hold_out.items if hold_out is not None else frozenset()
+    if hold_out is not None:
+        # Every item and case, but popularity counted on the training view.
+        dataset = evaluation_view(dataset, held_out)
     models: dict[str, Recommender] = {path.name: load_model_dir(path) for path in model}
     results = run_evaluation(
-        dataset, models, load_pretrained() if zero_shot else None, settings.encoder
+        dataset, models, load_pretrained() if zero_shot else None, settings.encoder, held_out
     )
     first = next(iter(models.values()))
     parity = None
@@ -113,8 +171,23 @@ def evaluate(
         "valid": len(dataset.valid),
         "test": len(dataset.test),
     }
+    report_hold_out = None
+    if hold_out is not None:
+        info["held-out items"] = len(held_out)
+        report_hold_out = {
+            "share": hold_out.share,
+            "seed": hold_out.seed,
+            "items": len(held_out),
+            "notes": training_notes(results, trained),
+        }
     write_evaluation_report(
-        out, results, parity, load_history(model[0]), info, reference=next(iter(models))
+        out,
+        results,
+        parity,
+        load_history(model[0]),
+        info,
+        reference=next(iter(models)),
+        hold_out=report_hold_out,
     )
     typer.echo((out / "report.md").read_text())
     if parity is not None and not parity["ok"]:

@@ -8,7 +8,6 @@ from encoders.behaviour import StateConfig, apply_event, render_summary
 from encoders.config import EncoderConfig
 from encoders.dataset import build_dataset, load_dataset
 from encoders.evaluation import (
-    cold_cases,
     make_ranker,
     parity_check,
     rank_targets,
@@ -151,11 +150,6 @@ def test_popularity_ranks_most_counted_first(dataset):
     assert counts[dataset.rows["2"]] == 2  # u1 and u2 both trained on item 2
     ranks = rank_targets(ranker, dataset, dataset.test)
     assert all(1 <= r <= len(dataset.items) for r in ranks)
-
-
-def test_cold_cases_are_targets_unseen_in_training(dataset):
-    cold = cold_cases(dataset, dataset.test)
-    assert {e.target for e in cold} == {"5", "7", "12"}
 
 
 def test_run_evaluation_and_report(dataset, model, tmp_path):

@@ -69,7 +69,14 @@ def test_every_config_field_has_a_visible_flag_of_the_same_name():
         assert options[field].default == info.default
     # And no visible flag sets a field under another name.
     visible = {p.name for p in train_command().params if not p.hidden}
-    assert visible - set(TrainConfig.model_fields) == {"events", "items", "out", "base"}
+    assert visible - set(TrainConfig.model_fields) == {
+        "events",
+        "items",
+        "out",
+        "base",
+        "hold_out_items",
+        "hold_out_seed",
+    }
 
 
 def test_help_lists_every_flag_and_no_old_spelling():
