@@ -7,6 +7,7 @@ shape from the same settings object the worker uses (``RECPRICE__STATE__*``).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -91,27 +92,43 @@ def train(
     ] = None,
     hold_out_items: HoldOutShare = 0.0,
     hold_out_seed: HoldOutSeed = 0,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes training data-parallel on this machine (torch.distributed DDP: "
+            "gloo on CPU, NCCL with one GPU each). Under torchrun, leave it at 1.",
+        ),
+    ] = 1,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the lower layers' states files (default: a temporary one)."),
+    ] = None,
     **flags: Any,
 ) -> None:
     """Fine-tune the two-tower recommender and write a model directory."""
     # torch and transformers load here, not when the command line starts.
-    from encoders.model import load_model_dir, load_pretrained
-    from encoders.training import save_trained
-    from encoders.training import train as fit
+    from streams.offline.training_run import TorchrunPlace, TrainJob, run_torchrun, train_model
 
     # One option per TrainConfig field (streams.cli.config_flags), checked by the config.
     config = config_from_flags(ctx, TrainConfig, flags, OLD_SPELLINGS)
+    place = TorchrunPlace.of(os.environ)
+    if place is not None and nproc > 1:
+        raise typer.BadParameter("under torchrun, torchrun starts the processes: leave --nproc 1")
     dataset = _dataset(events, items)
     hold_out = _hold_out(dataset, hold_out_items, hold_out_seed)
     if hold_out is not None:
         # The model never sees the held-out items: no head row, no training case.
         dataset = training_view(dataset, hold_out.items)
-    result = fit(load_model_dir(base) if base else load_pretrained(), dataset, config)
-    save_trained(result, dataset, config, out)
+    job = TrainJob(dataset, config, out, base, cache_dir)
+    run = train_model(job, nproc) if place is None else run_torchrun(job, place)
+    if not run:  # a torchrun process other than rank 0
+        return
     write_hold_out(out, hold_out)
     typer.echo(
-        f"best epoch {result.best_epoch}: valid NDCG@10 {result.best_valid_ndcg:.4f}, "
-        f"{result.seconds:.0f} s; model {result.model.model_version} written to {out}"
+        f"best epoch {run['best_epoch']}: valid NDCG@10 {run['best_valid_ndcg@10']:.4f}, "
+        f"{run['steps']} steps ({run['seconds_per_step']:.2f} s/step, {run['processes']} "
+        f"process(es)), {run['seconds']:.0f} s; model {run['model_version']} written to {out}"
     )
 
 

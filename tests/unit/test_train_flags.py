@@ -6,12 +6,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import encoders.model
-import encoders.training
 from encoders.train_config import TrainConfig
 from streams.cli import model as model_commands
 from streams.cli.config_flags import flag_name
 from streams.cli.main import app
+from streams.offline import training_run
+from streams.offline.training_run import TrainJob
 
 # Wide enough that the help never shortens a flag.
 runner = CliRunner(env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
@@ -28,11 +28,10 @@ class Stop(Exception):
 def invoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Run `recprice train ARGS` on empty files, with a trainer that stops at once."""
 
-    def fit(model: object, dataset: object, config: TrainConfig) -> None:
-        raise Stop(config)
+    def fit(job: TrainJob, processes: int = 1) -> None:
+        raise Stop(job.config)
 
-    monkeypatch.setattr(encoders.training, "train", fit)
-    monkeypatch.setattr(encoders.model, "load_pretrained", lambda: None)
+    monkeypatch.setattr(training_run, "train_model", fit)
     monkeypatch.setattr(model_commands, "_dataset", lambda events, items: None)
     (tmp_path / "events.jsonl").write_text("")
     (tmp_path / "items.jsonl").write_text("")
@@ -76,6 +75,8 @@ def test_every_config_field_has_a_visible_flag_of_the_same_name():
         "base",
         "hold_out_items",
         "hold_out_seed",
+        "nproc",
+        "cache_dir",
     }
 
 
