@@ -2,8 +2,9 @@
 
 Every model ranks all catalogue items for each validation and test case, with
 the items the user interacted with before excluded, and is scored by HR@10,
-NDCG@10 and MRR. Popularity and the zero-shot encoder run in the same call on
-the same split. The train/serve parity check feeds the stream's own path
+NDCG@10 and MRR. Popularity, the zero-shot encoder and baselines such as the
+ID-only SASRec (:mod:`encoders.sasrec`) run in the same call on the same
+split. The train/serve parity check feeds the stream's own path
 (:func:`render_summary` of the stream state, :class:`Ranker`, the
 state's ``interacted()`` exclusions) and the evaluator the same users and
 compares their top-10 lists.
@@ -12,9 +13,10 @@ compares their top-10 lists.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -29,6 +31,19 @@ from encoders.training import HISTORY_FILE, encode_items
 from streams.records.inputs import item_titles
 
 K = 10
+
+
+class CaseScorer(Protocol):
+    """Whatever scores every catalogue item for a batch of examples (a table row's model)."""
+
+    @property
+    def batch_size(self) -> int:
+        """Examples per call of :meth:`scores`."""
+        ...
+
+    def scores(self, examples: Sequence[Example]) -> torch.Tensor:
+        """(examples, items) scores in catalogue row order, before exclusions."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -122,7 +137,7 @@ def make_ranker(
     )
 
 
-def rank_targets(evaluator: Evaluator, dataset: Dataset, examples: Sequence[Example]) -> list[int]:
+def rank_targets(evaluator: CaseScorer, dataset: Dataset, examples: Sequence[Example]) -> list[int]:
     """1-based full-ranking rank of each example's target, its history excluded."""
     ranks: list[int] = []
     rows = dataset.rows
@@ -136,7 +151,7 @@ def rank_targets(evaluator: Evaluator, dataset: Dataset, examples: Sequence[Exam
 
 
 def case_ranks(
-    evaluator: Evaluator, dataset: Dataset, held_out: frozenset[str] = frozenset()
+    evaluator: CaseScorer, dataset: Dataset, held_out: frozenset[str] = frozenset()
 ) -> dict[str, list[int]]:
     """Each case's rank on validation and test, and on the test's ``held_out`` targets.
 
@@ -248,6 +263,7 @@ def run_evaluation(
     zero_shot: Recommender | None,
     config: EncoderConfig,
     held_out: frozenset[str] = frozenset(),
+    baselines: Mapping[str, CaseScorer] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Metrics of popularity, zero-shot and each named model (plus its text-only ablation).
 
@@ -255,6 +271,7 @@ def run_evaluation(
     paired difference from the first of ``models`` (see :func:`with_intervals`).
     With ``held_out`` items (``dataset`` from :func:`encoders.dataset.evaluation_view`),
     every row is measured on the test cases whose target is one of them too.
+    ``baselines`` are rows ranked the same way, after zero-shot (the SASRec baseline).
     """
     device = resolve_device(config)
     popularity = make_ranker(None, dataset, config, device)
@@ -262,6 +279,8 @@ def run_evaluation(
     if zero_shot is not None:
         zero_shot_ranker = make_ranker(zero_shot, dataset, config, device)
         ranks["zero-shot"] = case_ranks(zero_shot_ranker, dataset, held_out)
+    for name, baseline in (baselines or {}).items():
+        ranks[name] = case_ranks(baseline, dataset, held_out)
     for name, model in models.items():
         evaluator = make_ranker(model, dataset, config, device)
         ranks[name] = case_ranks(evaluator, dataset, held_out)

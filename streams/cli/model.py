@@ -28,6 +28,8 @@ from encoders.train_config import TrainConfig
 from streams.cli.config_flags import config_from_flags, with_config_flags
 
 if TYPE_CHECKING:
+    from encoders.config import EncoderConfig
+    from encoders.evaluation import CaseScorer
     from encoders.model import Recommender
 
 EventsFile = Annotated[Path, typer.Option("--events", exists=True, help="events.jsonl")]
@@ -132,6 +134,18 @@ def train(
     )
 
 
+def _sasrec(dataset: Dataset, encoder: EncoderConfig) -> dict[str, CaseScorer]:
+    """Train the SASRec baseline on ``dataset`` and return its row's scorer."""
+    from encoders.sasrec import SASRecConfig, train_sasrec
+
+    fit = train_sasrec(dataset, SASRecConfig(device=encoder.device))
+    typer.echo(
+        f"SASRec baseline: best epoch {fit.best_epoch} of {len(fit.epochs)} "
+        f"(valid NDCG@10 {fit.best_valid_ndcg:.4f}), {fit.seconds:.0f} s"
+    )
+    return {"sasrec": fit.scorer}
+
+
 def evaluate(
     events: EventsFile,
     items: ItemsFile,
@@ -145,6 +159,13 @@ def evaluate(
     threads: Annotated[int, typer.Option(help="torch CPU threads; 0 = default.")] = 0,
     hold_out_items: HoldOutShare = 0.0,
     hold_out_seed: HoldOutSeed = 0,
+    sasrec: Annotated[
+        bool,
+        typer.Option(
+            help="Also train the ID-only SASRec baseline on the train split (early stopping "
+            'on valid) and score it (docs/model.md, "SASRec baseline").'
+        ),
+    ] = True,
 ) -> None:
     """Full-ranking HR@10, NDCG@10, MRR with baselines, parity check and report.
 
@@ -173,9 +194,15 @@ def evaluate(
     if hold_out is not None:
         # Every item and case, but popularity counted on the training view.
         dataset = evaluation_view(dataset, held_out)
+    baselines = _sasrec(dataset, settings.encoder) if sasrec else {}
     models: dict[str, Recommender] = {path.name: load_model_dir(path) for path in model}
     results = run_evaluation(
-        dataset, models, load_pretrained() if zero_shot else None, settings.encoder, held_out
+        dataset,
+        models,
+        load_pretrained() if zero_shot else None,
+        settings.encoder,
+        held_out,
+        baselines,
     )
     first = next(iter(models.values()))
     parity = None
@@ -195,7 +222,8 @@ def evaluate(
             "share": hold_out.share,
             "seed": hold_out.seed,
             "items": len(held_out),
-            "notes": training_notes(results, trained),
+            "notes": training_notes(results, trained)
+            | ({"sasrec": "no (trained on the training view)"} if sasrec else {}),
         }
     write_evaluation_report(
         out,
