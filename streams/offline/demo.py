@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -14,6 +16,13 @@ from rich.table import Table
 
 from encoders.behaviour import apply_with_catalog, render_summary
 from streams.offline.collect import TopicCollector, latest_recommendations
+from streams.offline.demo_model import (
+    MODEL_NAME,
+    DemoModel,
+    ModelChoice,
+    prepare_demo_model,
+    valid_events,
+)
 from streams.offline.kafka_io import Refusal, producer, send_log
 from streams.offline.local import (
     answers,
@@ -22,10 +31,10 @@ from streams.offline.local import (
     stop_local_broker,
     stop_worker,
 )
-from streams.offline.movielens import convert
+from streams.offline.movielens import Converted, convert
 from streams.offline.replay import read_log
 from streams.records.files import read_items
-from streams.records.inputs import Event, InvalidRecord, Item, item_titles
+from streams.records.inputs import Event, Item, item_titles
 from streams.records.user_state import UserState
 from streams.settings import Settings
 from streams.topics import AppTopics, create_topics
@@ -50,8 +59,19 @@ def expected_states(
     return dict(states)
 
 
-def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0) -> int:
-    """Run the demo; return the process exit code (0 when every user got a recommendation)."""
+def run_demo(
+    base: Settings,
+    out: Path,
+    n_events: int,
+    timeout_s: float = 240.0,
+    model: ModelChoice | None = None,
+) -> int:
+    """Run the demo; return the process exit code (0 when every user got a recommendation).
+
+    The worker serves the demo's fine-tuned model (:mod:`streams.offline.demo_model`),
+    trained on the first run, unless ``model`` names a directory or asks for zero-shot.
+    """
+    model = model or ModelChoice()
     console = Console()
     started_broker = False
     if not answers(base.kafka.bootstrap):
@@ -71,17 +91,13 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
         slice_path = work / "slice.jsonl"
         slice_path.write_bytes(b"\n".join([*lines, *BAD_LINES]) + b"\n")
         catalog = {item.item_id: item for item in read_items(data.items_path)[0]}
-        valid = []
-        for line in lines:
-            try:
-                valid.append(Event.from_json(line))
-            except InvalidRecord:
-                pass
+        valid = valid_events(lines)
         expected = expected_states(valid, catalog, settings)
         console.print(
             f"MovieLens slice: {len(valid)} events from {len(expected)} users "
             f"(+{len(BAD_LINES)} malformed records), {len(catalog)} items"
         )
+        model_dir = _served_model(console, model, data, n_events, settings, out)
         create_topics(settings)
         topics = AppTopics.of(settings)
         connect = partial(producer, settings.kafka.bootstrap)
@@ -97,6 +113,8 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
             "RECPRICE__TOPICS__PREFIX": prefix,
             "RECPRICE__WORKER__DATA_DIR": str(work / "worker-data"),
         }
+        if model_dir is not None:
+            env["RECPRICE__ENCODER__MODEL_DIR"] = str(model_dir.resolve())
         worker = spawn_worker(env, out / "worker.log")
         try:
             sent_events = send_log(connect, topics.events.name, read_log(slice_path), report)
@@ -126,8 +144,9 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
         _print_table(console, collector.records, names, expected, catalog, settings)
         elapsed = time.monotonic() - t0
         latest = latest_recommendations(collector.records[names[0]])
+        versions = sorted({str(r["model_version"]) for r in latest.values()})
         console.print(
-            f"{len(latest)}/{len(expected)} users recommended, "
+            f"{len(latest)}/{len(expected)} users recommended by {', '.join(versions) or '-'}, "
             f"{len(collector.records[names[1]])} price updates, "
             f"{len(collector.records[names[2]])} dead letters in {elapsed:.0f} s; "
             f"outputs in {out}/ (worker exit code {code})"
@@ -136,6 +155,71 @@ def run_demo(base: Settings, out: Path, n_events: int, timeout_s: float = 240.0)
     finally:
         if started_broker:
             stop_local_broker(base.kafka.bootstrap)
+
+
+def _served_model(
+    console: Console,
+    choice: ModelChoice,
+    data: Converted,
+    n_events: int,
+    settings: Settings,
+    out: Path,
+) -> Path | None:
+    """Pick the model directory the worker serves (None: zero-shot); print its scores.
+
+    ``demo-model.json`` in ``out`` says which model was served and, for the
+    demo's own model, its scores.
+    """
+    served: dict[str, object] = {"model_dir": None, "reused": False, "scores": []}
+    trained = None
+    if choice.model_dir is not None:
+        console.print(f"serving {choice.model_dir} (--model; not measured by the demo)")
+        served["model_dir"] = str(choice.model_dir)
+    elif choice.zero_shot:
+        console.print("serving the zero-shot MiniLM (--zero-shot)")
+    else:
+        started = time.monotonic()
+        trained = prepare_demo_model(
+            data.events_path,
+            data.items_path,
+            n_events,
+            choice,
+            settings.state,
+            settings.encoder,
+            say=lambda line: console.print(line, markup=False),
+        )
+        _print_scores(console, trained, time.monotonic() - started)
+        served |= {
+            "model_dir": str(trained.model_dir),
+            "reused": trained.reused,
+            "scores": [asdict(s) for s in trained.scores],
+        }
+    (out / "demo-model.json").write_text(json.dumps(served, indent=2))
+    return trained.model_dir if trained is not None else choice.model_dir
+
+
+def _print_scores(console: Console, trained: DemoModel, seconds: float) -> None:
+    users = trained.score(MODEL_NAME).users
+    table = Table(
+        title=f"test split of the {users} MovieLens users outside the demo's slice "
+        f"(full ranking; the demo model never saw the slice's {trained.excluded_users} users)"
+    )
+    for column in ("model", "NDCG@10", "95% interval", "HR@10", "users"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for score in trained.scores:
+        table.add_row(
+            score.name,
+            f"{score.ndcg:.4f}",
+            f"{score.ndcg_lo:.4f}-{score.ndcg_hi:.4f}",
+            f"{score.hr:.4f}",
+            str(score.users),
+        )
+    console.print(table)
+    if trained.reused:
+        how = f"kept from an earlier run (trained then in {trained.train_seconds:.0f} s)"
+    else:
+        how = f"trained in {trained.train_seconds:.0f} s, {seconds:.0f} s with its measurement"
+    console.print(f"serving the demo model {trained.model_dir}: {how}", markup=False)
 
 
 def _print_table(
