@@ -3,8 +3,8 @@
 Item-ID and learned position embeddings feed causal self-attention blocks
 (pre-LN); the output at each position scores the next item by a dot product
 with the same item embeddings. It trains on each user's training sequence
-(the targets of ``dataset.train`` in time order, a start token first) with
-softmax cross-entropy at every position, over the whole catalogue or, for
+(the targets of ``dataset.train`` in time order, a start token first, cut into
+overlapping windows) with softmax cross-entropy at every position, over the whole catalogue or, for
 large catalogues, over negatives sampled for the batch, and stops early on
 validation NDCG@10 ranked with the evaluation's own :func:`rank_targets`
 (full ranking, history excluded). See docs/model.md, "SASRec baseline".
@@ -45,6 +45,12 @@ class SASRecConfig(BaseModel):
     heads: int = Field(2, ge=1, le=64, description="Attention heads per block.")
     max_length: int = Field(
         50, ge=2, le=4096, description="Positions a sequence is cut to (most recent kept)."
+    )
+    stride: int | None = Field(
+        None,
+        ge=1,
+        description="Training windows end every this many items (None = half of max_length); "
+        "below max_length each target sees more context, at max_length / stride the cost.",
     )
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout of embeddings and blocks.")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
@@ -155,22 +161,25 @@ def user_sequences(dataset: Dataset) -> dict[str, list[int]]:
 
 
 def training_windows(
-    sequences: Iterable[Sequence[int]], start: int, max_length: int
+    sequences: Iterable[Sequence[int]], start: int, max_length: int, stride: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tokens, targets) of every sequence cut from its end into windows of ``max_length``.
+    """(tokens, targets) of windows of ``max_length`` ending every ``stride`` items from the end.
 
     Position ``i`` of a sequence reads the start token and the items before
     item ``i`` and predicts item ``i``; windows are left-padded (targets -1).
+    Each item is a target once: in the window ending at or just after it, so
+    with a ``stride`` below ``max_length`` it sees more of what came before.
     """
     tokens: list[list[int]] = []
     targets: list[list[int]] = []
     for rows in sequences:
         inputs = [start, *(r + 1 for r in rows)]
-        for end in range(len(rows), 0, -max_length):
+        for end in range(len(rows), 0, -stride):
             begin = max(0, end - max_length)
+            own = max(begin, end - stride)  # earlier items are targets of the next window
             pad = max_length - (end - begin)
             tokens.append([PAD] * pad + inputs[begin:end])
-            targets.append([-1] * pad + list(rows[begin:end]))
+            targets.append([-1] * (pad + own - begin) + list(rows[own:end]))
     return (
         torch.tensor(tokens, dtype=torch.long).reshape(-1, max_length),
         torch.tensor(targets, dtype=torch.long).reshape(-1, max_length),
@@ -269,7 +278,10 @@ def train_sasrec(dataset: Dataset, config: SASRecConfig | None = None) -> SASRec
     items = len(dataset.items)
     model = SASRec(items, config).to(device)
     tokens, targets = training_windows(
-        user_sequences(dataset).values(), model.start, config.max_length
+        user_sequences(dataset).values(),
+        model.start,
+        config.max_length,
+        config.stride or max(1, config.max_length // 2),
     )
     sampled = items > config.full_softmax_max_items
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98))

@@ -74,10 +74,15 @@ def chain_fit(chain):
 
 
 def test_windows_cut_from_the_end_with_a_start_token():
-    tokens, targets = training_windows([[4, 5, 6, 7, 8]], start=99, max_length=3)
+    tokens, targets = training_windows([[4, 5, 6, 7, 8]], start=99, max_length=3, stride=3)
     # Item row r is token r + 1; position i reads the items before item i.
     assert tokens.tolist() == [[6, 7, 8], [0, 99, 5]]
     assert targets.tolist() == [[6, 7, 8], [-1, 4, 5]]
+    # Overlapping windows: each item is a target once, in the window that ends at it or
+    # just after, with the items before it as context.
+    tokens, targets = training_windows([[4, 5, 6, 7, 8]], start=99, max_length=3, stride=2)
+    assert tokens.tolist() == [[6, 7, 8], [99, 5, 6], [0, 0, 99]]
+    assert targets.tolist() == [[-1, 7, 8], [-1, 5, 6], [-1, -1, 4]]
 
 
 def test_no_position_sees_later_items_or_padding():
