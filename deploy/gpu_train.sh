@@ -11,14 +11,6 @@
 # (--epochs N, --nproc N for several GPUs).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-KIT="$ROOT/.gpukit"
-[ -d "$KIT/wheels" ] || { echo "no $KIT: run deploy/gpu_kit.sh first" >&2; exit 1; }
-SITE="$(mktemp -d)"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-  --target "$SITE" "$KIT"/wheels/*.whl
-export PYTHONPATH="$SITE:$ROOT" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-cd "$ROOT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_site.sh"
 python3 -m bench.gpu_train --model "$KIT/minilm" --movielens "$KIT/ml-100k" \
   --out "${OUT:-$ROOT/bench/results}/gpu_train.json" "$@"
