@@ -28,6 +28,7 @@ Recipe, sized for a 2-core CPU (and faster on a GPU when present):
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import random
@@ -301,6 +302,9 @@ class Trainer:
         self.parallel = parallel or Parallel()
         self.device = self.parallel.device or _device(config)
         self.bf16 = uses_bf16(self.device, config.precision, training=True)
+        # Validation computes in the serving format, so that the NDCG it
+        # selects the best epoch by is the one `recprice evaluate` measures.
+        self.serve_bf16 = uses_bf16(self.device, config.precision)
         self.progress = config.progress and self.parallel.rank == 0
         self._tmp = None if cache_dir else tempfile.TemporaryDirectory(prefix="recprice-train-")
         self.cache_dir = cache_dir or Path(self._tmp.name)  # type: ignore[union-attr]
@@ -343,18 +347,27 @@ class Trainer:
         self.item_cache: _Encoded | None = None
         if config.item_train_layers:
             # Read at every refresh and every step: always worth keeping.
+            # In the serving format: validation and the final vectors read them too.
             states = self._states(
-                texts, item_tower, self.item_split, config.item_max_length, float("inf"), "items"
+                texts,
+                item_tower,
+                self.item_split,
+                config.item_max_length,
+                float("inf"),
+                "items",
+                serving=True,
             )
             self.item_cache = _Encoded(states, torch.zeros(len(texts), 0))
-            self.item_vectors = self._refresh_items()
+            self.item_vectors = self._refresh_items(serving=True)
         else:
             self.item_vectors = encode_items(
                 item_tower, self.model.tokenizer, texts, config.item_max_length, config.precision
             )
 
-    def _autocast(self) -> contextlib.AbstractContextManager[None]:
-        return autocast_for(self.device, "bf16" if self.bf16 else "fp32")
+    def _autocast(self, serving: bool = False) -> contextlib.AbstractContextManager[None]:
+        """bf16 autocast when this purpose computes in bf16: training steps, or serving."""
+        bf16 = self.serve_bf16 if serving else self.bf16
+        return autocast_for(self.device, "bf16" if bf16 else "fp32")
 
     def _tokenize(self, max_length: int) -> Tokenize:
         tokenizer = self.model.tokenizer
@@ -381,12 +394,15 @@ class Trainer:
         name: str,
         *,
         shared: bool = True,
+        serving: bool = False,
     ) -> LowerStates:
         """Return the frozen lower layers' states of ``texts``: pooled, on disk or recomputed."""
         config = self.config
-        # Stored in the format the upper layers compute in; otherwise float16
-        # on CPU, half the bytes of float32.
-        if self.bf16:
+        # Computed in the format of their purpose (training or serving) and
+        # stored in it when that is bf16; otherwise float16 on CPU, half the
+        # bytes of float32.
+        autocast = functools.partial(self._autocast, serving)
+        if self.serve_bf16 if serving else self.bf16:
             dtype = torch.bfloat16
         else:
             dtype = torch.float32 if self.device.type == "cuda" else torch.float16
@@ -399,9 +415,9 @@ class Trainer:
         )
         tokenize = self._tokenize(max_length)
         if mode == "pooled":
-            return PooledStates(texts, tokenize, tower, self._autocast, progress=self.progress)
+            return PooledStates(texts, tokenize, tower, autocast, progress=self.progress)
         if mode == "recompute":
-            return RecomputedStates(texts, tokenize, tower, split, self._autocast)
+            return RecomputedStates(texts, tokenize, tower, split, autocast)
         parallel = self.parallel
         if shared:  # every process writes its round-robin share of one file
             path, rows = name, torch.arange(parallel.rank, len(texts), parallel.world)
@@ -411,9 +427,7 @@ class Trainer:
             texts, tokenize, self.cache_dir / f"{path}.states", max_length, tower.dim, dtype
         )
         self._files.append(states)
-        states.fill(
-            tower, split, rows, self._autocast, batch_size=self._chunk, progress=self.progress
-        )
+        states.fill(tower, split, rows, autocast, batch_size=self._chunk, progress=self.progress)
         if shared:
             self._barrier()
         return states
@@ -428,7 +442,13 @@ class Trainer:
             dist.barrier()
 
     def _encode(
-        self, examples: Sequence[Example], passes: float, name: str, *, shared: bool = True
+        self,
+        examples: Sequence[Example],
+        passes: float,
+        name: str,
+        *,
+        shared: bool = True,
+        serving: bool = False,
     ) -> _Encoded:
         states = self._states(
             [e.summary for e in examples],
@@ -438,25 +458,33 @@ class Trainer:
             passes,
             name,
             shared=shared,
+            serving=serving,
         )
         history = history_rows([e.recent for e in examples], self.dataset.rows, self.config.history)
         return _Encoded(states, history)
 
     def _upper(
-        self, tower: TextTower, encoded: _Encoded, index: torch.Tensor, split: int
+        self,
+        tower: TextTower,
+        encoded: _Encoded,
+        index: torch.Tensor,
+        split: int,
+        *,
+        serving: bool = False,
     ) -> torch.Tensor:
         hidden, mask = encoded.states.batch(index)
-        with self._autocast():
+        with self._autocast(serving):
             return upper_forward(tower, hidden.to(self.device), mask.to(self.device), split)
 
-    def _refresh_items(self) -> torch.Tensor:
+    def _refresh_items(self, *, serving: bool = False) -> torch.Tensor:
         """Every item's vector from the item tower as it is now (no grad)."""
         assert self.item_cache is not None
-        rows = torch.arange(len(self.item_cache.states))
+        cache, tower, split = self.item_cache, self.model.item_tower, self.item_split
+        rows = torch.arange(len(cache.states))
         with torch.no_grad():
             return torch.cat(
                 [
-                    self._upper(self.model.item_tower, self.item_cache, part, self.item_split)
+                    self._upper(tower, cache, part, split, serving=serving)
                     for part in rows.split(self.config.eval_batch_size)
                 ]
             )
@@ -467,17 +495,22 @@ class Trainer:
         return self._upper(self.model.item_tower, self.item_cache, rows, self.item_split)
 
     def _users(
-        self, encoded: _Encoded, index: torch.Tensor, *, features: bool = True
+        self,
+        encoded: _Encoded,
+        index: torch.Tensor,
+        *,
+        features: bool = True,
+        serving: bool = False,
     ) -> torch.Tensor:
-        users = self._upper(self.model.user_tower, encoded, index, self.split)
-        with self._autocast():
+        users = self._upper(self.model.user_tower, encoded, index, self.split, serving=serving)
+        with self._autocast(serving):
             history = encoded.history[index].to(self.device)
             return self.model.head.with_history(
                 users, self.item_vectors, None, history, features=features
             )
 
     def validate(self, encoded: _Encoded, examples: Sequence[Example]) -> list[int]:
-        """Full-ranking ranks of the validation targets, history excluded."""
+        """Full-ranking ranks of the validation targets, history excluded, in the serving format."""
         self.model.eval()
         rows = self.dataset.rows
         ranks: list[int] = []
@@ -486,7 +519,8 @@ class Trainer:
             for start in range(0, len(examples), size):
                 part = examples[start : start + size]
                 index = torch.arange(start, start + len(part))
-                logits = self.model.head(self._users(encoded, index), self.item_vectors).float()
+                users = self._users(encoded, index, serving=True)
+                logits = self.model.head(users, self.item_vectors).float()
                 mask_rows(logits, [[rows[i] for i in e.history if i in rows] for e in part])
                 targets = torch.tensor([rows[e.target] for e in part], device=logits.device)
                 ranks.extend(target_ranks(logits, targets).tolist())
@@ -602,7 +636,7 @@ class Trainer:
         passes = total_steps * config.batch_size / max(len(train), 1)
         self.train_cache = self._encode(train, passes, "train")
         # Each process validates its own share of the users.
-        valid_cache = self._encode(valid, config.epochs, "valid", shared=False)
+        valid_cache = self._encode(valid, config.epochs, "valid", shared=False, serving=True)
         lengths = (
             self.train_cache.states.lengths
             if config.length_buckets
@@ -655,7 +689,7 @@ class Trainer:
                     break
             train_seconds += time.perf_counter() - tick
             if self.item_cache is not None:
-                self.item_vectors = self._refresh_items()
+                self.item_vectors = self._refresh_items(serving=True)
             valid_ndcg = ndcg(self._all_ranks(self.validate(valid_cache, valid)))
             history.append(
                 EpochLog(epoch, float(np.mean(losses)), valid_ndcg, time.perf_counter() - tick)
@@ -674,7 +708,7 @@ class Trainer:
             for param, value in zip(trainable, best[2], strict=True):
                 param.copy_(value)
         if self.item_cache is not None:
-            self.item_vectors = self._refresh_items()
+            self.item_vectors = self._refresh_items(serving=True)
         self.model.eval()
         return TrainResult(
             self.model,
