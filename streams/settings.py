@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from encoders.behaviour import StateConfig
@@ -22,6 +22,9 @@ from pricing.shown_prices import DEFAULT_PER_USER
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 EventLoop = Literal["uvloop", "asyncio"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+LogFormat = Literal["text", "json"]
 
 
 class KafkaSettings(BaseModel):
@@ -64,6 +67,53 @@ class KafkaSettings(BaseModel):
     commit_interval_s: float = Field(
         1.0, gt=0, le=60.0, description="Offset commit interval (bounds re-delivery on restart)."
     )
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT",
+        description="How every client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512", description="SASL mechanism of the SASL_* protocols."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password (never logged); or give sasl_password_file."
+    )
+    sasl_password_file: Path | None = Field(
+        None,
+        description="File holding the SASL password (a mounted secret); trailing newline dropped.",
+    )
+    ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL).",
+    )
+    ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate, for brokers that require client authentication."
+    )
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile.")
+
+    @model_validator(mode="after")
+    def _credentials_fit(self) -> Self:
+        # A half-configured connection would only fail later, at the broker.
+        sasl = self.security_protocol.startswith("SASL_")
+        given = (self.sasl_password is not None) + (self.sasl_password_file is not None)
+        if sasl and (not self.sasl_username or given != 1):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and exactly "
+                "one of sasl_password, sasl_password_file"
+            )
+        if not sasl and (self.sasl_username or given):
+            raise ValueError(
+                f"SASL credentials are set but security_protocol is {self.security_protocol}"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        return self
+
+    def password(self) -> str | None:
+        """Return the SASL password, from the setting or its file."""
+        if self.sasl_password_file is not None:
+            return self.sasl_password_file.read_text().rstrip("\n")
+        return self.sasl_password.get_secret_value() if self.sasl_password else None
 
     @model_validator(mode="after")
     def _min_insync_fits(self) -> Self:
@@ -131,11 +181,29 @@ class WorkerSettings(BaseModel):
         description="Worker event loop; uvloop runs Faust's per-message work faster "
         "(bench/RESULTS.md, 'The worker on uvloop').",
     )
+    log_format: LogFormat = Field(
+        "text",
+        description="Log lines as text, or as one JSON object per line (level, logger, worker "
+        "id, partition where known) for a log store to index.",
+    )
     faust_monitor: bool = Field(
         False,
         description="Keep Faust's Monitor sensor (per-message counters for its web views, "
         'which the worker does not serve); its cost: bench/RESULTS.md, "The worker without '
         "Faust's Monitor sensor\".",
+    )
+
+
+class MetricsSettings(BaseModel):
+    """The worker's HTTP endpoint: Prometheus metrics and health probes."""
+
+    model_config = _FROZEN
+
+    port: int = Field(
+        0, ge=0, le=65535, description="Port of /metrics, /livez and /readyz; 0 = not served."
+    )
+    host: str = Field(
+        "127.0.0.1", description="Address to bind (0.0.0.0 inside a container or pod)."
     )
 
 
@@ -213,6 +281,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(KafkaSettings(), description="Broker.")
     topics: TopicNames = Field(TopicNames(), description="Topic names.")
     worker: WorkerSettings = Field(WorkerSettings(), description="Worker.")
+    metrics: MetricsSettings = Field(MetricsSettings(), description="Metrics and health.")
     ingest: IngestSettings = Field(IngestSettings(), description="Ingest batching.")
     scorer: ScorerSettings = Field(ScorerSettings(), description="Scorer.")
     state: StateConfig = Field(StateConfig(), description="User state.")
