@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import faust
@@ -15,8 +16,11 @@ from streams.settings import Settings
 from streams.topics import AppTables, AppTopics, Topic
 from streams.worker.catalog import follow_items
 from streams.worker.faust_ext import recovery as faust_recovery
+from streams.worker.faust_ext.lag import input_offsets
 from streams.worker.flows import experiment, ingest, scoring
 from streams.worker.flows.experiment import follow_shares
+from streams.worker.health import HealthService, worker_readiness
+from streams.worker.metrics import LAG_REFRESH_S, WorkerMetrics
 from streams.worker.runtime import Runtime
 from streams.worker.wiring import ProducerSink, SharesHolder, Sources, Tables, Wiring
 
@@ -83,6 +87,10 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         autodiscover=False,
     )
 
+    # Metrics in a registry of this app's own; served below when metrics.port is set.
+    metrics = WorkerMetrics()
+    metrics.recovery_in_progress.set_function(lambda: float(app.in_recovery))
+
     # Topics: every one declared in streams.topics; the agents read these four.
     topics = AppTopics.of(settings)
 
@@ -96,6 +104,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         experiment_events=topic(topics.experiment_events),
     )
     dlq = topic(topics.dlq)
+    dead_letter_sources = {topics.events.name: "events", topics.items.name: "items"}
 
     # Tables: RocksDB by key, each with its compacted changelog, declared as a flow uses it.
     tables = Tables(app, AppTables.of(settings), kafka)
@@ -105,6 +114,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     ) -> None:
         log.warning("dead letter %s[%d]@%d: %s", source, partition, offset, error)
         await dlq.send(value=DeadLetter.of(source, partition, offset, raw, error).to_json())
+        metrics.dead_lettered(dead_letter_sources.get(source, "other"), error)
 
     wiring = Wiring(
         topics=topics,
@@ -112,6 +122,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         tables=tables,
         sink=ProducerSink(app, dead_letter),
         shares=SharesHolder(settings.pricing.initial_shares()),
+        metrics=metrics,
     )
 
     # Flows: events -> user state -> scoring requests -> top-K and prices -> outcomes.
@@ -134,4 +145,14 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             dead_letter,
         )
 
+    @app.timer(interval=LAG_REFRESH_S)
+    async def consumer_lag() -> None:
+        metrics.set_lag(input_offsets(app))
+
+    if settings.metrics.port:
+        # A dependency added now starts before the consumer: the probes answer during recovery.
+        ready = partial(worker_readiness, app, runtime.catalog)
+        app.add_dependency(
+            HealthService(settings.metrics.host, settings.metrics.port, metrics.registry, ready)
+        )
     return app

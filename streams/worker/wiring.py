@@ -8,7 +8,7 @@ settings; its per-batch function gets the worker's `EventTable` and
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,6 +20,7 @@ from streams.settings import KafkaSettings
 from streams.topics import AppTables, AppTopics, Table
 from streams.worker.faust_ext.current_event import acting_for
 from streams.worker.faust_ext.delivery import deliver
+from streams.worker.metrics import WorkerMetrics
 from streams.worker.sink import Received, Record, SendDeadLetter
 from streams.worker.tables import bytes_table
 
@@ -97,8 +98,12 @@ class Tables:
 class EventTable:
     """A Faust table read and written in the partition of each key's event (`acting_for`)."""
 
-    def __init__(self, app: faust.App, table: TableT) -> None:
+    def __init__(
+        self, app: faust.App, table: TableT, written: Callable[[], None] = lambda: None
+    ) -> None:
         self._app, self._table = app, table
+        self._written = written
+        """Called once per value stored (`WorkerMetrics.table_writer`)."""
 
     def get(self, key: str, via: EventT) -> bytes | None:
         """Return the stored value of ``key``, None when there is none."""
@@ -110,6 +115,7 @@ class EventTable:
         """Store ``value`` under ``key``."""
         with acting_for(via):
             self._table[key] = value
+        self._written()
 
     async def flush(self) -> None:
         """Return once every value stored so far is in the changelog (the app's producer)."""
@@ -138,10 +144,11 @@ class ProducerSink:
 
 @dataclass(frozen=True)
 class Wiring:
-    """What the flows share: names, the topics they read, tables, sink and live shares."""
+    """What the flows share: names, the topics they read, tables, sink, live shares, metrics."""
 
     topics: AppTopics
     sources: Sources
     tables: Tables
     sink: ProducerSink
     shares: SharesHolder
+    metrics: WorkerMetrics

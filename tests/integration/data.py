@@ -88,6 +88,18 @@ BAD: list[tuple[bytes | None, bytes, str]] = [
     ),
 ]
 
+# The worker's rejection reason label of each record of BAD, in order (streams.worker.metrics).
+BAD_REASONS = [
+    "invalid_json",
+    "missing_field",
+    "invalid_value",
+    "unknown_type",
+    "invalid_value",
+    "too_large",
+    "not_utf8",
+    "key_mismatch",
+]
+
 
 def expected_states(
     evs: list[dict[str, object]], items: list[dict[str, object]]

@@ -50,12 +50,12 @@ async def settle_batch(
     *,
     topics: AppTopics,
     window_s: float,
-) -> None:
+) -> list[str]:
     """Attribute one batch of offers and purchases: the outcome agent's loop body.
 
     Each user's latest offers are read and written once; every purchase of an
     item offered within ``window_s`` gives an outcome and a conversion for its
-    arm. Returns once the broker has them all.
+    arm. Returns once the broker has them all, with the arm of each conversion.
     """
     by_user: dict[str, list[tuple[R, PriceUpdate | Event]]] = {}
     for event in batch:
@@ -69,6 +69,7 @@ async def settle_batch(
         for purchase in array_from_json(Event, event.value):
             by_user.setdefault(purchase.user_id, []).append((event, purchase))
     records: list[Record] = []
+    converted: list[str] = []
     for user, group in by_user.items():
         last = group[-1][0]
         before = LastOffers.from_stored(last_offers.get(user, last))
@@ -76,6 +77,7 @@ async def settle_batch(
         if after != before.by_item:
             last_offers.set(user, LastOffers(after).to_json(), last)
         for attributed in credited:
+            converted.append(attributed.arm)
             records.append((topics.outcomes.name, user.encode(), attributed.to_json()))
             records.append(
                 (
@@ -85,6 +87,7 @@ async def settle_batch(
                 )
             )
     await sink.send(records)
+    return converted
 
 
 def count_arm_event(
@@ -111,8 +114,10 @@ def count_arm_event(
 def register(app: faust.App, wiring: Wiring, runtime: Runtime, settings: Settings) -> None:
     """Attach the outcome and experiment agents and the bandit's timer to ``app``."""
     pricing, topics = settings.pricing, wiring.topics
-    last_offers = EventTable(app, wiring.tables.last_offers)
+    metrics = wiring.metrics
+    last_offers = EventTable(app, wiring.tables.last_offers, metrics.table_writer("last_offers"))
     arm_stats = wiring.tables.arm_stats
+    arm_stats_written = metrics.table_writer("arm_stats")
 
     async def outcome(stream: faust.StreamT) -> None:
         # Batched like ingest: one table write per user per batch instead of one
@@ -121,13 +126,14 @@ def register(app: faust.App, wiring: Wiring, runtime: Runtime, settings: Setting
             settings.experiment.outcome_max_batch, within=settings.experiment.outcome_max_wait_s
         )
         async for batch in batches:
-            await settle_batch(
+            converted = await settle_batch(
                 batch,
                 last_offers,
                 wiring.sink,
                 topics=topics,
                 window_s=pricing.attribution_window_s,
             )
+            metrics.converted(converted)
 
     # Filled by the experiment agent, which runs only on the worker owning the
     # single experiment partition; the timer publishes from it when it changed.
@@ -139,6 +145,7 @@ def register(app: faust.App, wiring: Wiring, runtime: Runtime, settings: Setting
         arms = [*(arm.name for arm in pricing.arms), CONTROL_ARM]
         async for raw in stream:
             count_arm_event(raw, arm_stats, known, arms)
+            arm_stats_written()
             dirty.set()
 
     @app.timer(interval=settings.experiment.bandit_interval_s)

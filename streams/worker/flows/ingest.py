@@ -92,14 +92,15 @@ async def ingest_batch(
     config: StateConfig,
     topics: AppTopics,
     received_ms: int,
-) -> None:
-    """Take one batch of raw events: the ingest agent's loop body.
+) -> int:
+    """Take one batch of raw events: the ingest agent's loop body; return the events applied.
 
     Invalid records and events that fail to apply are dead-lettered with
     their original bytes; every user whose state changed (or whose latest
     event came again) gets one scoring request, and the purchases that
     changed a user's state go to ``purchases`` as one JSON array of their
-    original bytes per user. Returns once the broker has them all.
+    original bytes per user. Returns once the broker has them all, with the
+    number of valid events applied (duplicates included).
     """
     by_user: dict[str, list[tuple[R, Event]]] = {}
     for event in batch:
@@ -111,10 +112,12 @@ async def ingest_batch(
             continue
         by_user.setdefault(parsed.user_id, []).append((event, parsed))
     records: list[Record] = []
+    applied = 0
     for user_id, group in by_user.items():
         last = group[-1][0]
         before = UserState.from_stored(user_state.get(user_id, last))
         result = apply_group(before, [p for _, p in group], items, config)
+        applied += len(group) - len(result.failures)
         if result.changed:
             user_state.set(user_id, result.state.to_json(), last)
         for position, reason in result.failures:
@@ -134,13 +137,15 @@ async def ingest_batch(
             )
             records.append((topics.scoring.name, key, request.to_json()))
     await sink.send(records)
+    return applied
 
 
 def register(
     app: faust.App, wiring: Wiring, runtime: Runtime, settings: Settings
 ) -> faust.types.AgentT:
     """Attach the ingest agent to ``app``."""
-    user_state = EventTable(app, wiring.tables.user_state)
+    metrics = wiring.metrics
+    user_state = EventTable(app, wiring.tables.user_state, metrics.table_writer("user_state"))
     catalog, batching = runtime.catalog, settings.ingest
 
     async def ingest(stream: faust.StreamT) -> None:
@@ -150,7 +155,7 @@ def register(
             batching.max_batch, within=batching.max_wait_s
         )
         async for batch in batches:
-            await ingest_batch(
+            applied = await ingest_batch(
                 batch,
                 user_state,
                 wiring.sink,
@@ -159,5 +164,6 @@ def register(
                 topics=wiring.topics,
                 received_ms=int(time.time() * 1000),
             )
+            metrics.events_ingested.inc(applied)
 
     return app.agent(wiring.sources.events, name="ingest")(ingest)

@@ -24,6 +24,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import faust
@@ -71,8 +72,27 @@ def audit_record(
 Ranked = list[list[tuple[str, float]]]
 """Each request's top-K (item_id, score), in request order."""
 
-Priced = tuple[list[Record], Counter[str], dict[str, dict[str, ShownPrice]]]
-"""A batch's output records, offers per arm, and each user's shown prices after it."""
+
+@dataclass(frozen=True)
+class Priced:
+    """A batch's output records, offers per arm and price bound, and shown prices after it."""
+
+    records: list[Record]
+    offers: Counter[str]
+    """Prices offered per A/B arm."""
+    bounds: Counter[str]
+    """Prices per bound that set them (`pricing.policy.Bound`)."""
+    after: dict[str, dict[str, ShownPrice]]
+    """Each user's shown prices after this batch's."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What one scoring batch published: the requests scored and its prices' counts."""
+
+    requests: list[ScoringRequest]
+    offers: Counter[str]
+    bounds: Counter[str]
 
 
 def read_shown(table: Table[R], users: Mapping[str, R]) -> dict[str, bytes | None]:
@@ -104,7 +124,7 @@ async def score_batch(
     ],
     topics: AppTopics,
     now_ms: Callable[[], int],
-) -> None:
+) -> Scored:
     """Score and price one gathered batch of scoring requests: the scorer agent's loop body.
 
     Each user is scored once, on their newest request; the batch's shown
@@ -118,15 +138,16 @@ async def score_batch(
     stored = read_shown(shown_prices, users)
     shown = {user: ShownPrices.from_stored(raw).by_item for user, raw in stored.items()}
     ranked = await rank(requests)
-    records, offers, after = price(requests, ranked, shown, now_ms())
-    write_shown(shown_prices, users, stored, after)
+    priced = price(requests, ranked, shown, now_ms())
+    write_shown(shown_prices, users, stored, priced.after)
     # The changelog first: a published price is never missing from a recovered map.
     await shown_prices.flush()
     counts = [
         (topics.experiment_events.name, arm.encode(), ArmDelta(arm, offers=count).to_json())
-        for arm, count in offers.items()
+        for arm, count in priced.offers.items()
     ]
-    await sink.send(counts + records)
+    await sink.send(counts + priced.records)
+    return Scored(requests, priced.offers, priced.bounds)
 
 
 def register(
@@ -138,14 +159,16 @@ def register(
         raise ValueError("the scorer is enabled but the runtime was built without a model")
     catalog, shares, topics = runtime.catalog, wiring.shares, wiring.topics
     pricing, scorer = settings.pricing, settings.scorer
-    shown_prices = EventTable(app, wiring.tables.shown_prices)
+    metrics = wiring.metrics
+    shown_prices = EventTable(app, wiring.tables.shown_prices, metrics.table_writer("shown_prices"))
 
     def forward(requests: list[ScoringRequest]) -> Ranked:
         index = catalog.index
         assert index is not None
-        titles = item_titles(catalog.items)
-        inputs = scoring_inputs([r.state for r in requests], titles, settings.state)
-        return model.ranker.recommend(*inputs, index)
+        with metrics.forward_pass.time():
+            titles = item_titles(catalog.items)
+            inputs = scoring_inputs([r.state for r in requests], titles, settings.state)
+            return model.ranker.recommend(*inputs, index)
 
     async def rank(requests: list[ScoringRequest]) -> Ranked:
         # In the model's thread, so the event loop keeps consuming.
@@ -159,12 +182,10 @@ def register(
         shown: Mapping[str, Mapping[str, ShownPrice]],
         now_ms: int,
     ) -> Priced:
-        """Return the batch's records (topic, key, value), offers per arm and shown prices.
-
-        The shown prices are each user's map after this batch's prices.
-        """
+        """Return the batch's records (topic, key, value), its counts and shown prices."""
         records: list[Record] = []
         offers: Counter[str] = Counter()
+        bounds: Counter[str] = Counter()
         after: dict[str, dict[str, ShownPrice]] = {}
         for request, user_ranked in zip(requests, ranked, strict=True):
             key = request.user_id.encode()
@@ -181,6 +202,7 @@ def register(
                 now_ms / 1000,
             )
             offers[arm] += len(decisions)
+            bounds.update(decision.bound for decision in decisions)
             after[request.user_id] = remember_shown(
                 before,
                 [(d.item_id, d.price) for d in decisions],
@@ -200,12 +222,12 @@ def register(
                 records.append((topics.audit.name, key, audit.to_json()))
             # The outcome agent reads one record per user per batch, not ten.
             records.append((topics.offers.name, key, array_to_json(updates)))
-        return records, offers, after
+        return Priced(records, offers, bounds, after)
 
     async def score(stream: faust.StreamT) -> None:
         await catalog.index_ready.wait()
         async for batch in gather(stream, scorer.max_batch, scorer.max_wait_s):
-            await score_batch(
+            scored = await score_batch(
                 batch,
                 shown_prices,
                 wiring.sink,
@@ -214,5 +236,6 @@ def register(
                 topics=topics,
                 now_ms=lambda: int(time.time() * 1000),
             )
+            metrics.scored(scored.requests, scored.offers, scored.bounds, int(time.time() * 1000))
 
     return app.agent(wiring.sources.scoring, name="scorer")(score)
