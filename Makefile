@@ -12,7 +12,7 @@ export RECPRICE_CLUSTER_PORT := $(CLUSTER_PORT)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration slow lint broker cluster cluster-stop stop clean soak
+.PHONY: demo test unit integration slow lint deploy-check broker cluster cluster-stop stop clean soak
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -48,12 +48,20 @@ soak: $(STAMP) broker
 unit: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q tests/unit
 
-# Style, types and the one-way dependencies of docs/architecture.md ("Layers").
+# Style, types and the one-way dependencies of docs/architecture.md ("Layers"),
+# then the deploy artifacts.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check streams encoders pricing bench tests
-	$(VENV)/bin/ruff format --check streams encoders pricing bench tests
-	$(VENV)/bin/mypy streams encoders pricing bench
+	$(VENV)/bin/ruff check streams encoders pricing bench tests tools
+	$(VENV)/bin/ruff format --check streams encoders pricing bench tests tools
+	$(VENV)/bin/mypy streams encoders pricing bench tools
 	$(VENV)/bin/lint-imports
+	$(MAKE) deploy-check
+
+# The Dockerfile (hadolint), the compose file (compose-spec schema) and every
+# Kubernetes manifest (API and CRD schemas, topics against streams/topics.py),
+# offline: nothing is built or started (README, "Deploy").
+deploy-check: $(STAMP)
+	$(VENV)/bin/python -m tools.deploy_check
 
 stop: cluster-stop
 	deploy/broker.sh stop
