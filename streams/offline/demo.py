@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import tempfile
 import time
+import urllib.request
 from collections import defaultdict
 from dataclasses import asdict
 from functools import partial
@@ -115,7 +117,12 @@ def run_demo(
         }
         if model_dir is not None:
             env["RECPRICE__ENCODER__MODEL_DIR"] = str(model_dir.resolve())
+        metrics_port = settings.metrics.port or _free_port()
+        env["RECPRICE__METRICS__HOST"] = "127.0.0.1"
+        env["RECPRICE__METRICS__PORT"] = str(metrics_port)
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         worker = spawn_worker(env, out / "worker.log")
+        console.print(f"metrics: {metrics_url}", markup=False)
         try:
             sent_events = send_log(connect, topics.events.name, read_log(slice_path), report)
             console.print(
@@ -135,6 +142,7 @@ def run_demo(
 
             complete = collector.until(done, timeout_s)
             collector.close()
+            _save_metrics(metrics_url, out / "metrics.txt")
         finally:
             code = stop_worker(worker)
         for name, file in zip(names, ("recommendations", "price_updates", "dlq"), strict=True):
@@ -155,6 +163,22 @@ def run_demo(
     finally:
         if started_broker:
             stop_local_broker(base.kafka.bootstrap)
+
+
+def _free_port() -> int:
+    """Return a loopback port free now, for the demo worker's metrics."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _save_metrics(url: str, path: Path) -> None:
+    """Write the worker's metrics as its last scrape saw them; nothing if it does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            path.write_bytes(answer.read())
+    except OSError:
+        return
 
 
 def _served_model(

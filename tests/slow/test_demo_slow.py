@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from encoders.model import MODEL_FILE
+from streams.offline.demo import BAD_LINES
 from streams.offline.demo_model import MODEL_NAME
 from streams.offline.local import ROOT
 
@@ -56,3 +58,8 @@ def test_demo_trains_a_model_above_popularity_and_serves_it(bootstrap: str, tmp_
     }
     spec = json.loads((Path(served["model_dir"]) / MODEL_FILE).read_text())
     assert versions == {spec["model_version"]} and spec["item_ids"], versions
+    # The worker served its metrics where the demo said; its last scrape counted the bad lines.
+    assert re.search(r"^metrics: http://127\.0\.0\.1:\d+/metrics$", run.stdout, re.M), run.stdout
+    metrics = (out / "metrics.txt").read_text()
+    assert f'recprice_dead_letters_total{{source="events"}} {len(BAD_LINES)}.0' in metrics, metrics
+    assert re.search(r"^recprice_events_ingested_total [1-9]", metrics, re.M), metrics
