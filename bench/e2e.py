@@ -31,9 +31,11 @@ from bench.ranker import ScoringPath, SizeResult, paired
 from bench.workload import Workload
 from encoders.behaviour import StateConfig, apply_with_catalog
 from encoders.ranker import ItemIndex, Ranker
+from streams.connection import kafka_python_options, security_settings
 from streams.offline.deployment import Deployment, unique_prefix
 from streams.records.inputs import Event, Item
 from streams.records.user_state import UserState
+from streams.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ def _half_load(
     ``already`` is how many recommendations the topic holds before these.
     """
     sent_ms: dict[str, int] = {}
-    prod = KafkaProducer(bootstrap_servers=dep.bootstrap, linger_ms=0)
+    prod = KafkaProducer(**kafka_python_options(dep.settings.kafka), linger_ms=0)
     t0 = time.monotonic()
     for k, event in enumerate(paced):
         delay = t0 + k / rate - time.monotonic()
@@ -221,7 +223,7 @@ def _half_load(
 
 
 def run_e2e(
-    bootstrap: str,
+    kafka: KafkaSettings,
     ranker: Ranker,
     index: ItemIndex,
     workload: Workload,
@@ -242,7 +244,12 @@ def run_e2e(
     half: HalfLoad | None = None
     for round_no in range(1, rounds + 1):
         with tempfile.TemporaryDirectory(prefix="recprice-bench-e2e-") as tmp:
-            dep = Deployment(bootstrap, Path(tmp), prefix=unique_prefix("bench"))
+            dep = Deployment(
+                kafka.bootstrap,
+                Path(tmp),
+                prefix=unique_prefix("bench"),
+                kafka=dict(security_settings(kafka)),
+            )
             max_batch, max_wait = dep.settings.scorer.max_batch, dep.settings.scorer.max_wait_s
             try:
                 dep.create()

@@ -11,6 +11,7 @@ ingest without embedding them.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,8 +23,10 @@ from pathlib import Path
 import orjson
 
 from bench.common import median_by, ratio
+from streams.connection import security_settings
 from streams.offline.deployment import Deployment, unique_prefix
 from streams.records.inputs import Event, Item
+from streams.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,13 @@ def median_round(rounds: Sequence[IngestResult]) -> IngestResult:
 
 
 def run_noop(
-    bootstrap: str, topic: str, expected: int, data_dir: Path, app_id: str, timeout_s: float
+    dep: Deployment, topic: str, expected: int, data_dir: Path, app_id: str, timeout_s: float
 ) -> dict[str, float]:
-    """Time :mod:`bench.noop_agent` over ``expected`` events of ``topic``."""
-    args = [bootstrap, topic, str(expected), str(data_dir), app_id]
+    """Time :mod:`bench.noop_agent` over ``expected`` events of ``topic`` on ``dep``'s broker."""
+    args = [topic, str(expected), str(data_dir), app_id]
     done = subprocess.run(
         [sys.executable, "-m", "bench.noop_agent", *args],
+        env={**os.environ, **dep.kafka_env()},
         capture_output=True,
         timeout=timeout_s,
         cwd=Path(__file__).resolve().parent.parent,
@@ -74,7 +78,7 @@ def run_noop(
 
 
 def run_ingest(
-    bootstrap: str,
+    kafka: KafkaSettings,
     items: Sequence[Item],
     events: Sequence[Event],
     timeout_s: float = 300.0,
@@ -83,7 +87,12 @@ def run_ingest(
     """Produce ``events``, start one ingest-only worker, time it through them."""
     with tempfile.TemporaryDirectory(prefix="recprice-bench-ingest-") as tmp:
         root = Path(tmp)
-        dep = Deployment(bootstrap, root, prefix=unique_prefix("bench"))
+        dep = Deployment(
+            kafka.bootstrap,
+            root,
+            prefix=unique_prefix("bench"),
+            kafka=dict(security_settings(kafka)),
+        )
         try:
             dep.create()
             dep.send(dep.topics.items, [i.to_json() for i in items], key_field="item_id")
@@ -108,7 +117,7 @@ def run_ingest(
             )
             dep.stop_workers()
             noop = run_noop(
-                bootstrap,
+                dep,
                 dep.topics.events.name,
                 sent,
                 root / "noop-data",

@@ -18,13 +18,14 @@ from typing import Any, cast
 import faust
 import orjson
 
-from streams.settings import IngestSettings, Settings
+from streams.connection import faust_credentials
+from streams.settings import IngestSettings, KafkaSettings, Settings
 from streams.worker.app import App, raw_topic
 from streams.worker.run import quiet_worker, use_event_loop
 
 
 def build(
-    bootstrap: str,
+    kafka: KafkaSettings,
     topic_name: str,
     expected: int,
     data_dir: str,
@@ -36,7 +37,8 @@ def build(
     app = App(
         app_id,
         keep_monitor=keep_monitor,
-        broker=f"kafka://{bootstrap}",
+        broker=f"kafka://{kafka.bootstrap}",
+        broker_credentials=faust_credentials(kafka),
         datadir=data_dir,
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
@@ -69,11 +71,11 @@ def main(argv: list[str]) -> None:
     It takes the worker's batching, event loop and Monitor choice from the same
     ``RECPRICE__`` settings as the ingest worker, so the two rates stay comparable.
     """
-    bootstrap, topic_name, expected, data_dir, app_id = argv
+    topic_name, expected, data_dir, app_id = argv
     settings = Settings()
     use_event_loop(settings.worker.event_loop)
     app: Any = build(
-        bootstrap,
+        settings.kafka,
         topic_name,
         int(expected),
         data_dir,

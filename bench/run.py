@@ -27,7 +27,7 @@ from bench.scoring_steps import (
 from bench.state import run_state
 from bench.workload import load_workload
 from encoders.ranker import Ranker
-from streams.settings import Settings
+from streams.settings import KafkaSettings, Settings
 from streams.worker.runtime import load_model
 
 
@@ -110,12 +110,12 @@ def targets(results: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:
 
 
 def run_bench(
-    plan: Plan, out: Path, bootstrap: str, command: str, log: Callable[[str], None] = print
+    plan: Plan, out: Path, kafka: KafkaSettings, command: str, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Run every measurement of ``plan``; write and return the results."""
     settings = Settings()
     started = dt.datetime.now(dt.UTC)
-    log(f"recprice bench ({plan.name}) on {machine_name()}, broker {bootstrap}")
+    log(f"recprice bench ({plan.name}) on {machine_name()}, broker {kafka.bootstrap}")
     workload = load_workload(plan.states)
     ranker = Ranker(load_model(settings.encoder), settings.encoder)
     device = describe_device(ranker)
@@ -141,12 +141,12 @@ def run_bench(
         f"{plan.ingest_rounds} round(s):"
     )
     items, events = list(workload.items.values()), workload.events[: plan.ingest_events]
-    rounds = [run_ingest(bootstrap, items, events, log=log) for _ in range(plan.ingest_rounds)]
+    rounds = [run_ingest(kafka, items, events, log=log) for _ in range(plan.ingest_rounds)]
     ingest = median_round(rounds)
 
     log(f"5. end to end through Kafka ({len(catalog)} items):")
     e2e = run_e2e(
-        bootstrap,
+        kafka,
         ranker,
         index,
         workload,

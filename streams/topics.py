@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
+from streams.connection import kafka_python_options
 from streams.settings import KafkaSettings, Settings
 
 COMPACTED = {"cleanup.policy": "compact"}
@@ -187,7 +188,7 @@ def replica_configs(kafka: KafkaSettings) -> dict[str, str]:
 
 def create_topics(settings: Settings) -> list[str]:
     """Create the missing topics; return the names created (existing ones are kept)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap, client_id="recprice-admin")
+    admin = KafkaAdminClient(**kafka_python_options(settings.kafka), client_id="recprice-admin")
     try:
         existing = set(admin.list_topics())
         missing = {n: o for n, o in topic_specs(settings).items() if n not in existing}

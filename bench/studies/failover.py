@@ -22,8 +22,10 @@ from tempfile import TemporaryDirectory
 
 from bench.common import machine_name
 from encoders.model import save_model_dir, tiny_random_model
+from streams.connection import security_settings
 from streams.offline.deployment import Deployment, unique_prefix
 from streams.records.inputs import Item
+from streams.settings import KafkaSettings, Settings
 
 WORKERS = 3
 PARTITIONS = 6
@@ -65,10 +67,13 @@ def wait_served(deployment: Deployment, users: set[str], timeout_s: float) -> di
 
 
 def one_round(
-    bootstrap: str, root: Path, model: Path, users: int, standbys: int
+    kafka: KafkaSettings, root: Path, model: Path, users: int, standbys: int
 ) -> dict[str, float]:
     deployment = Deployment(
-        bootstrap, root, prefix=unique_prefix("bench"), kafka={"partitions": PARTITIONS}
+        kafka.bootstrap,
+        root,
+        prefix=unique_prefix("bench"),
+        kafka={**security_settings(kafka), "partitions": PARTITIONS},
     )
     deployment.create()
     try:
@@ -108,6 +113,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=6000)
     parser.add_argument("--rounds", type=int, default=2, help="pairs of (standbys 0, standbys 1)")
     args = parser.parse_args()
+    # The connection's security settings come from RECPRICE__KAFKA__* like everywhere else.
+    kafka = Settings().kafka.model_copy(update={"bootstrap": args.bootstrap})
     print(
         f"machine: {machine_name()}; {WORKERS} workers, {PARTITIONS} partitions, {args.users} users"
     )
@@ -117,7 +124,7 @@ def main() -> None:
         for pair in range(args.rounds):
             for standbys in (0, 1):
                 result = one_round(
-                    args.bootstrap, Path(tmp) / f"r{pair}-{standbys}", model, args.users, standbys
+                    kafka, Path(tmp) / f"r{pair}-{standbys}", model, args.users, standbys
                 )
                 print(
                     f"pair {pair + 1} standbys={standbys}: slowest probe {result['max_s']:.1f} s, "

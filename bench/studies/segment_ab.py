@@ -15,6 +15,7 @@ import argparse
 import streams.topics as topics
 from bench.ingest import run_ingest
 from bench.workload import load_workload
+from streams.settings import Settings
 
 
 def main() -> None:
@@ -24,6 +25,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--bootstrap", default="127.0.0.1:19092")
     args = parser.parse_args()
+    # The connection's security settings come from RECPRICE__KAFKA__* like everywhere else.
+    kafka = Settings().kafka.model_copy(update={"bootstrap": args.bootstrap})
     workload = load_workload(16)
     items = list(workload.items.values())
     events = workload.events[: args.events]
@@ -32,7 +35,7 @@ def main() -> None:
         for label, configs in (("before: default segment.ms", {}), ("after: rolls by size", after)):
             # run_ingest creates its topics through streams.topics, which reads this at call time.
             topics.EVENT_TIME_SEGMENTS = configs
-            result = run_ingest(args.bootstrap, items, events, log=lambda _: None)
+            result = run_ingest(kafka, items, events, log=lambda _: None)
             print(
                 f"round {round_} {label}: ingest {result.events_per_s:,.0f} events/s, "
                 f"no-op Faust agent {result.noop_events_per_s:,.0f} events/s",

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.options import Bootstrap, load_settings
+from streams.cli.options import Bootstrap, load_settings, reachable
 
 
 def bench(
@@ -25,11 +25,12 @@ def bench(
     from bench.run import FULL, QUICK, default_out, run_bench
     from streams.offline.local import answers, start_local_broker
 
-    server = load_settings(bootstrap).kafka.bootstrap
-    if not answers(server):
-        start_local_broker(server)
+    settings = load_settings(bootstrap)
+    if not answers(settings.kafka.bootstrap):
+        start_local_broker(settings.kafka.bootstrap)
+    kafka = reachable(settings).kafka
     command = "recprice bench" + (" --quick" if quick else "") + (f" --out {out}" if out else "")
-    run_bench(QUICK if quick else FULL, out or default_out(), server, command, typer.echo)
+    run_bench(QUICK if quick else FULL, out or default_out(), kafka, command, typer.echo)
 
 
 def register(app: typer.Typer) -> None:

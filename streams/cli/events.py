@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from streams.cli.options import Bootstrap, Prefix, load_settings
+from streams.cli.options import Bootstrap, Prefix, load_settings, reachable
 
 
 def produce(
@@ -34,7 +34,7 @@ def produce(
         raise typer.BadParameter("--topic must be 'events' or 'items'")
     if record is not None and file is not None:
         raise typer.BadParameter("give either a record or --file, not both")
-    settings = load_settings(bootstrap, prefix)
+    settings = reachable(load_settings(bootstrap, prefix))
     topics = AppTopics.of(settings)
     target, key_field = (
         (topics.events, "user_id") if topic == "events" else (topics.items, "item_id")
@@ -49,7 +49,7 @@ def produce(
             raise typer.BadParameter("no record given")
         records = log_records(text.splitlines(), key_field)
     summary = send_log(
-        partial(producer, settings.kafka.bootstrap),
+        partial(producer, settings.kafka),
         target.name,
         records,
         lambda refusal: typer.echo(str(refusal), err=True),
@@ -90,13 +90,13 @@ def replay(
         raise typer.BadParameter("--until must be after --from")
     if not log.is_file():
         raise typer.BadParameter(f"{log} is not a file")
-    settings = load_settings(bootstrap, prefix)
+    settings = reachable(load_settings(bootstrap, prefix))
     records = in_range(read_log(log), from_ts, until_ts)
     if limit is not None:
         records = islice(records, limit)
     with tqdm(paced(records, Pacer(speed)), unit="ev", desc="replay", disable=None) as bar:
         summary = send_log(
-            partial(producer, settings.kafka.bootstrap),
+            partial(producer, settings.kafka),
             AppTopics.of(settings).events.name,
             bar,
             lambda refusal: bar.write(str(refusal), file=sys.stderr),
@@ -123,14 +123,14 @@ def tail(
     from streams.offline.kafka_io import read_topic
     from streams.topics import AppTopics
 
-    settings = load_settings(bootstrap, prefix)
-    declared = AppTopics.of(settings).named(topic.replace("-", "_"))
-    full = declared.name if declared is not None else topic
     if max_records is not None and max_records < 1:
         raise typer.BadParameter("--max must be at least 1")
+    settings = reachable(load_settings(bootstrap, prefix))
+    declared = AppTopics.of(settings).named(topic.replace("-", "_"))
+    full = declared.name if declared is not None else topic
     try:
         for record in read_topic(
-            settings.kafka.bootstrap,
+            settings.kafka,
             full,
             from_beginning=from_beginning,
             max_records=max_records,

@@ -36,3 +36,19 @@ def load_settings(bootstrap: str | None = None, prefix: str | None = None, **mor
         return Settings(**_merge(Settings().model_dump(), overrides))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def reachable(settings: Settings) -> Settings:
+    """Return ``settings`` once the broker lets us in with them; else exit with one line why.
+
+    kafka-python and aiokafka would retry a refused connection for a long
+    time; a command checks first, within seconds, and consumes nothing.
+    """
+    from streams.connection import ConnectionProblem, check_connection
+
+    try:
+        check_connection(settings.kafka)
+    except ConnectionProblem as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    return settings

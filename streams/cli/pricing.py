@@ -17,7 +17,7 @@ import orjson
 import typer
 
 from pricing.ab_report import write_ab_report
-from streams.cli.options import Bootstrap, Prefix, load_settings
+from streams.cli.options import Bootstrap, Prefix, load_settings, reachable
 
 if TYPE_CHECKING:
     from encoders.model import Recommender
@@ -88,7 +88,7 @@ def _dump_topics(folder: Path, bootstrap: str | None, prefix: str | None, idle: 
     from streams.offline.kafka_io import read_topic
     from streams.topics import AppTopics
 
-    settings = load_settings(bootstrap, prefix)
+    settings = reachable(load_settings(bootstrap, prefix))
     topics = AppTopics.of(settings)
     for filename, source in kafka_sources(topics).items():
         topic = source.name
@@ -96,7 +96,7 @@ def _dump_topics(folder: Path, bootstrap: str | None, prefix: str | None, idle: 
         try:
             with (folder / filename).open("wb") as handle:
                 for record in read_topic(
-                    settings.kafka.bootstrap,
+                    settings.kafka,
                     topic,
                     from_beginning=True,
                     max_records=None,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from streams.cli.options import Bootstrap, Prefix, load_settings
+from streams.cli.options import Bootstrap, Prefix, load_settings, reachable
 
 topics_app = typer.Typer(no_args_is_help=True, help="Manage the app's Kafka topics.")
 broker_app = typer.Typer(no_args_is_help=True, help="The local Kafka broker (deploy/broker.sh).")
@@ -28,7 +28,7 @@ def worker(
         more["encoder"] = {"model_dir": model_dir}
     if data_dir is not None:
         more["worker"] = {"data_dir": data_dir}
-    settings = load_settings(bootstrap, prefix, **more)
+    settings = reachable(load_settings(bootstrap, prefix, **more))
     from streams.worker.run import run_worker
 
     run_worker(settings)
@@ -39,7 +39,7 @@ def topics_create(bootstrap: Bootstrap = None, prefix: Prefix = None) -> None:
     """Create every topic with the configured partitions (existing ones are kept)."""
     from streams.topics import create_topics
 
-    created = create_topics(load_settings(bootstrap, prefix))
+    created = create_topics(reachable(load_settings(bootstrap, prefix)))
     typer.echo(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
 
 

@@ -8,14 +8,17 @@ from collections.abc import Callable
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from streams.connection import kafka_python_options
+from streams.settings import KafkaSettings
+
 
 class TopicCollector:
     """Reads several topics from the beginning, without a consumer group."""
 
-    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+    def __init__(self, kafka: KafkaSettings, topics: list[str]) -> None:
         self.records: dict[str, list[dict[str, object]]] = {t: [] for t in topics}
         self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+            **kafka_python_options(kafka), enable_auto_commit=False, group_id=None
         )
         tps = []
         for topic in topics:

@@ -102,7 +102,7 @@ def run_demo(
         model_dir = _served_model(console, model, data, n_events, settings, out)
         create_topics(settings)
         topics = AppTopics.of(settings)
-        connect = partial(producer, settings.kafka.bootstrap)
+        connect = partial(producer, settings.kafka)
 
         def report(refusal: Refusal) -> None:
             console.print(str(refusal), markup=False)
@@ -131,7 +131,7 @@ def run_demo(
                 f"{sent_items.skipped + sent_events.skipped} skipped)"
             )
             names = [t.name for t in (topics.recommendations, topics.price_updates, topics.dlq)]
-            collector = TopicCollector(settings.kafka.bootstrap, names)
+            collector = TopicCollector(settings.kafka, names)
 
             def done() -> bool:
                 latest = latest_recommendations(collector.records[names[0]])

@@ -21,6 +21,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
+from streams.connection import kafka_python_options
 from streams.offline.kafka_io import Refusal, producer, send_log
 from streams.offline.local import spawn_worker, stop_worker
 from streams.offline.replay import LogRecord
@@ -52,7 +53,8 @@ class Deployment:
     """Folder of the workers' data directories and logs."""
     prefix: str = field(default_factory=lambda: unique_prefix("dep"))
     kafka: dict[str, KafkaValue] = field(default_factory=dict)
-    """Kafka settings beyond the bootstrap (partitions, replication...), for topics and workers."""
+    """Kafka settings beyond the bootstrap (partitions, replication, security...), for topics,
+    workers and every client of the deployment."""
     worker_env: dict[str, str] = field(default_factory=dict)
     """``RECPRICE__`` settings every worker of this deployment starts with."""
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -95,7 +97,7 @@ class Deployment:
     def send_log(self, topic: Topic, log: Sequence[LogRecord]) -> int:
         """Produce ``log`` as ``recprice replay`` does; raise if Kafka refused any record."""
         refusals: list[Refusal] = []
-        summary = send_log(partial(producer, self.bootstrap), topic.name, log, refusals.append)
+        summary = send_log(partial(producer, self.settings.kafka), topic.name, log, refusals.append)
         if refusals or summary.sent != len(log):
             raise RuntimeError(f"{summary.line()}: {', '.join(map(str, refusals))}")
         return summary.sent
@@ -104,20 +106,25 @@ class Deployment:
         self, data_dir: str = "worker-data", env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         """Start ``recprice worker`` with its own log; ``env`` adds ``RECPRICE__`` settings."""
-        kafka = self.settings.kafka
         base = {
-            "RECPRICE__KAFKA__BOOTSTRAP": self.bootstrap,
-            "RECPRICE__KAFKA__PARTITIONS": str(kafka.partitions),
+            **self.kafka_env(),
             "RECPRICE__TOPICS__PREFIX": self.prefix,
             "RECPRICE__WORKER__DATA_DIR": str(self.root / data_dir),
         }
-        base |= {f"RECPRICE__KAFKA__{k.upper()}": str(v) for k, v in self.kafka.items()}
         self.root.mkdir(parents=True, exist_ok=True)
         log = self.root / f"worker-{len(self.logs) + 1}.log"
         proc = spawn_worker({**base, **self.worker_env, **(env or {})}, log)
         self.workers.append(proc)
         self.logs.append(log)
         return proc
+
+    def kafka_env(self) -> dict[str, str]:
+        """``RECPRICE__KAFKA__*`` variables of this deployment's broker, layout and security."""
+        env = {
+            "RECPRICE__KAFKA__BOOTSTRAP": self.bootstrap,
+            "RECPRICE__KAFKA__PARTITIONS": str(self.settings.kafka.partitions),
+        }
+        return env | {f"RECPRICE__KAFKA__{k.upper()}": str(v) for k, v in self.kafka.items()}
 
     def log(self, tail_chars: int = 4000) -> str:
         """Return the end of every worker's log, one section per worker started."""
@@ -144,7 +151,7 @@ class Deployment:
     def committed(self, topic: Topic) -> dict[TopicPartition, int]:
         """Return the app group's committed offset of each partition of ``topic`` (0: none)."""
         group = self.settings.app_id
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="recprice-deployment")
+        admin = self._admin()
         try:
             done = admin.list_group_offsets({group: self._partitions(topic)}).get(group, {})
         finally:
@@ -170,7 +177,7 @@ class Deployment:
     def read(self, topic: Topic) -> list[tuple[int, dict[str, object]]]:
         """Every record of a topic as (broker timestamp ms, JSON object)."""
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+            **kafka_python_options(self.settings.kafka), group_id=None, enable_auto_commit=False
         )
         try:
             tps = self._partitions(topic)
@@ -200,13 +207,18 @@ class Deployment:
         if self._offsets is not None:
             self._offsets.close()
             self._offsets = None
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="recprice-deployment")
+        admin = self._admin()
         try:
             ours = [t for t in admin.list_topics() if t.startswith(self.prefix)]
             if ours:
                 admin.delete_topics(ours)
         finally:
             admin.close()
+
+    def _admin(self) -> KafkaAdminClient:
+        return KafkaAdminClient(
+            **kafka_python_options(self.settings.kafka), client_id="recprice-deployment"
+        )
 
     def _partitions(self, topic: Topic) -> list[TopicPartition]:
         return [TopicPartition(topic.name, p) for p in range(topic.partitions(self.settings.kafka))]
@@ -215,7 +227,9 @@ class Deployment:
         # One long-lived client: a new one per poll would cost the worker CPU it
         # is being measured on.
         if self._offsets is None:
-            self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+            self._offsets = KafkaConsumer(
+                **kafka_python_options(self.settings.kafka), group_id=None
+            )
         return dict(self._offsets.end_offsets(self._partitions(topic)))
 
     def _check_workers(self) -> None:

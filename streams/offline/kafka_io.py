@@ -13,7 +13,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import IllegalStateError, KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
+from streams.connection import kafka_python_options
 from streams.offline.replay import LogRecord
+from streams.settings import KafkaSettings
 
 # Kafka timestamps are signed 64-bit; kafka-python accepts a wider one on send()
 # and its sender thread then stops, so nothing more would ever be delivered.
@@ -59,9 +61,9 @@ class Refusal:
         return f"line {self.line_no} {self.outcome}: {self.reason}"
 
 
-def producer(bootstrap: str) -> KafkaProducer:
+def producer(kafka: KafkaSettings) -> KafkaProducer:
     """Idempotent, acks=all producer (kafka-python 3 defaults) with batching for replays."""
-    return KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=256 * 1024)
+    return KafkaProducer(**kafka_python_options(kafka), linger_ms=5, batch_size=256 * 1024)
 
 
 def unsendable(record: LogRecord) -> str | None:
@@ -231,7 +233,7 @@ class _LogSender:
 
 
 def read_topic(
-    bootstrap: str,
+    kafka: KafkaSettings,
     topic: str,
     *,
     from_beginning: bool,
@@ -240,7 +242,7 @@ def read_topic(
 ) -> Iterator[dict[str, object]]:
     """Yield JSON records of ``topic`` (no consumer group: reading never moves anyone's offsets)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka_python_options(kafka),
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=int(idle_timeout_s * 1000) if idle_timeout_s else float("inf"),

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 
+from streams.connection import kafka_python_options
+from streams.settings import KafkaSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_SCRIPT = ROOT / "deploy" / "broker.sh"
 
@@ -97,9 +100,9 @@ class LocalCluster:
         subprocess.run(["bash", str(BROKER_SCRIPT), *args], check=check, env=env)
 
 
-def partition_states(bootstrap: str, topic: str) -> dict[int, PartitionState]:
+def partition_states(kafka: KafkaSettings, topic: str) -> dict[int, PartitionState]:
     """Partition -> its leader and replicas, from the cluster's current metadata."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="recprice-local")
+    admin = KafkaAdminClient(**kafka_python_options(kafka), client_id="recprice-local")
     try:
         [described] = admin.describe_topics([topic])
     finally:
@@ -112,11 +115,13 @@ def partition_states(bootstrap: str, topic: str) -> dict[int, PartitionState]:
     }
 
 
-def wait_in_sync(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[int, PartitionState]:
+def wait_in_sync(
+    kafka: KafkaSettings, topic: str, timeout_s: float = 30.0
+) -> dict[int, PartitionState]:
     """Wait until every replica of every partition of ``topic`` is in sync; return the state."""
     deadline = time.monotonic() + timeout_s
     while True:
-        state = partition_states(bootstrap, topic)
+        state = partition_states(kafka, topic)
         # A node that has not yet learnt of a new topic describes it with no partitions.
         if state and all(set(p.in_sync) == set(p.replicas) for p in state.values()):
             return state

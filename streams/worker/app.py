@@ -11,6 +11,7 @@ import faust
 from faust.types import TransportT
 from mode import ServiceT
 
+from streams.connection import faust_credentials
 from streams.records.dead_letter import DeadLetter
 from streams.settings import Settings
 from streams.topics import AppTables, AppTopics, Topic
@@ -20,6 +21,7 @@ from streams.worker.faust_ext.lag import input_offsets
 from streams.worker.flows import experiment, ingest, scoring
 from streams.worker.flows.experiment import follow_shares
 from streams.worker.health import HealthService, worker_readiness
+from streams.worker.log_format import partition_extra
 from streams.worker.metrics import LAG_REFRESH_S, WorkerMetrics
 from streams.worker.runtime import Runtime
 from streams.worker.wiring import ProducerSink, SharesHolder, Sources, Tables, Wiring
@@ -72,6 +74,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         settings.app_id,
         keep_monitor=settings.worker.faust_monitor,
         broker=f"kafka://{kafka.bootstrap}",
+        broker_credentials=faust_credentials(kafka),
         store="rocksdb://",
         datadir=str(settings.worker.data_dir),
         topic_partitions=kafka.partitions,
@@ -112,7 +115,8 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     async def dead_letter(
         source: str, partition: int, offset: int, raw: bytes | None, error: str
     ) -> None:
-        log.warning("dead letter %s[%d]@%d: %s", source, partition, offset, error)
+        where = partition_extra(source, partition)
+        log.warning("dead letter %s[%d]@%d: %s", source, partition, offset, error, extra=where)
         await dlq.send(value=DeadLetter.of(source, partition, offset, raw, error).to_json())
         metrics.dead_lettered(dead_letter_sources.get(source, "other"), error)
 
@@ -133,13 +137,13 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
         @app.task
         async def shares_follower() -> None:
-            await follow_shares(wiring.shares, kafka.bootstrap, topics.experiment_shares.name)
+            await follow_shares(wiring.shares, kafka, topics.experiment_shares.name)
 
     @app.task
     async def catalog_follower() -> None:
         await follow_items(
             runtime.catalog,
-            kafka.bootstrap,
+            kafka,
             topics.items.name,
             settings.scorer.catalog_refresh_s,
             dead_letter,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streams.records.inputs import InvalidRecord, Item
+from streams.settings import KafkaSettings
 from streams.worker.model_thread import ModelThread
 from streams.worker.sink import SendDeadLetter
 from streams.worker.wiring import whole_topic_consumer
@@ -81,7 +82,7 @@ class Catalog:
 
 async def follow_items(
     catalog: Catalog,
-    bootstrap: str,
+    kafka: KafkaSettings,
     topic: str,
     refresh_s: float,
     dead_letter: SendDeadLetter,
@@ -90,7 +91,7 @@ async def follow_items(
 
     Every ``refresh_s`` the catalogue embeds what changed, if it has a model.
     """
-    consumer = whole_topic_consumer(bootstrap, topic)
+    consumer = whole_topic_consumer(kafka, topic)
     await consumer.start()
     try:
         while not consumer.assignment():

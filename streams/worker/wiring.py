@@ -16,6 +16,7 @@ import faust
 from aiokafka import AIOKafkaConsumer
 from faust.types import EventT, TableT
 
+from streams.connection import aiokafka_options
 from streams.settings import KafkaSettings
 from streams.topics import AppTables, AppTopics, Table
 from streams.worker.faust_ext.current_event import acting_for
@@ -27,7 +28,7 @@ from streams.worker.tables import bytes_table
 log = logging.getLogger(__name__)
 
 
-def whole_topic_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+def whole_topic_consumer(kafka: KafkaSettings, topic: str) -> AIOKafkaConsumer:
     """Return a consumer of every partition of ``topic`` from its start, outside any group.
 
     Every worker follows the items and the traffic shares whole, whichever
@@ -35,7 +36,7 @@ def whole_topic_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     """
     return AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **aiokafka_options(kafka),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

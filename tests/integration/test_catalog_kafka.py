@@ -10,6 +10,7 @@ import pytest
 from encoders.config import EncoderConfig
 from encoders.model import tiny_random_model
 from encoders.ranker import Ranker
+from streams.settings import KafkaSettings
 from streams.worker.catalog import Catalog, follow_items
 from streams.worker.model_thread import ModelThread
 from tests.kafka_support import Pipeline
@@ -32,7 +33,9 @@ async def follow(bootstrap: str, topic: str, embed: bool) -> Catalog:
     """Follow ``topic`` until the items are loaded, then a few refresh periods more."""
     model = ModelThread.start(Ranker(tiny_random_model(), EncoderConfig())) if embed else None
     catalog = Catalog(model)
-    task = asyncio.create_task(follow_items(catalog, bootstrap, topic, 0.05, no_dead_letters))
+    task = asyncio.create_task(
+        follow_items(catalog, KafkaSettings(bootstrap=bootstrap), topic, 0.05, no_dead_letters)
+    )
     try:
         await asyncio.wait_for(catalog.ready.wait(), 60)
         if embed:

@@ -84,7 +84,7 @@ def test_with_the_events_leader_killed_acks_all_writes_go_on_and_it_rejoins_the_
 ):
     bootstrap = settings.kafka.bootstrap
     topic = AppTopics.of(settings).events.name
-    before = wait_in_sync(bootstrap, topic)
+    before = wait_in_sync(settings.kafka, topic)
     # The node that leads most of the events partitions.
     victim = Counter(p.leader for p in before.values()).most_common(1)[0][0]
     local_cluster.kill_node(victim)
@@ -105,7 +105,7 @@ def test_with_the_events_leader_killed_acks_all_writes_go_on_and_it_rejoins_the_
         for future in futures:
             future.get(timeout=0)  # raises the send's error, if any
         prod.close()
-        during = partition_states(bootstrap, topic)
+        during = partition_states(settings.kafka, topic)
         # Every partition moved away from the dead node and went on with 2 replicas in sync.
         assert all(p.leader != victim and victim not in p.in_sync for p in during.values())
         assert all(len(p.in_sync) == 2 for p in during.values())
@@ -114,5 +114,5 @@ def test_with_the_events_leader_killed_acks_all_writes_go_on_and_it_rejoins_the_
         assert sorted(values) == sorted(str(n).encode() for n in range(RECORDS))
     finally:
         local_cluster.start_node(victim)
-    after = wait_in_sync(bootstrap, topic, timeout_s=60)
+    after = wait_in_sync(settings.kafka, topic, timeout_s=60)
     assert all(victim in p.in_sync and len(p.in_sync) == 3 for p in after.values())

@@ -95,7 +95,7 @@ def events_in_topic(pipe: Pipeline) -> int:
 
 def wait_for_recommendations(pipe: Pipeline, min_count: int, timeout_s: float) -> None:
     name = pipe.topics.recommendations.name
-    collector = TopicCollector(pipe.bootstrap, [name])
+    collector = TopicCollector(pipe.settings.kafka, [name])
     ok = collector.until(lambda: len(collector.records[name]) >= min_count, timeout_s)
     collector.close()
     assert ok, f"fewer than {min_count} recommendations in {timeout_s:.0f} s\n{pipe.log()}"
@@ -111,7 +111,7 @@ def check_outputs(pipe: Pipeline, log: list[dict[str, object]], *, guards: bool)
     items = catalog()
     expected = expected_states(log, items)
     name, prices = pipe.topics.recommendations.name, pipe.topics.price_updates.name
-    collector = TopicCollector(pipe.bootstrap, [name, prices])
+    collector = TopicCollector(pipe.settings.kafka, [name, prices])
 
     def done() -> bool:
         latest = latest_recommendations(collector.records[name])
@@ -187,7 +187,7 @@ def test_the_events_leader_broker_sigkilled_mid_replay_loses_nothing(
     pipe.send(pipe.topics.items, catalog(), key_field="item_id")
     replay = start_after_warm_up(pipe, log)
     leaders = Counter(
-        p.leader for p in partition_states(pipe.bootstrap, pipe.topics.events.name).values()
+        p.leader for p in partition_states(pipe.settings.kafka, pipe.topics.events.name).values()
     )
     node = leaders.most_common(1)[0][0]
     local_cluster.kill_node(node)
@@ -197,4 +197,4 @@ def test_the_events_leader_broker_sigkilled_mid_replay_loses_nothing(
         local_cluster.start_node(node)
     finish_replay(replay)
     check_outputs(pipe, log, guards=True)
-    wait_in_sync(pipe.bootstrap, pipe.topics.events.name)
+    wait_in_sync(pipe.settings.kafka, pipe.topics.events.name)

@@ -22,7 +22,7 @@ def wait_for_users(pipe: Pipeline, expected: dict, extra_dlq: int = 0, timeout_s
     names = [
         t.name for t in (pipe.topics.recommendations, pipe.topics.price_updates, pipe.topics.dlq)
     ]
-    collector = TopicCollector(pipe.bootstrap, names)
+    collector = TopicCollector(pipe.settings.kafka, names)
 
     def done() -> bool:
         latest = latest_recommendations(collector.records[names[0]])
@@ -131,7 +131,7 @@ def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipe
         ],
     )
     names = [t.name for t in (pipeline.topics.price_updates, pipeline.topics.audit)]
-    collector = TopicCollector(pipeline.bootstrap, names)
+    collector = TopicCollector(pipeline.settings.kafka, names)
 
     def offered_and_audited() -> bool:
         updates, audits = collector.records[names[0]], collector.records[names[1]]
@@ -157,7 +157,7 @@ def test_purchase_after_an_offer_is_attributed_audited_and_moves_the_bandit(pipe
     ]
     pipeline.send(pipeline.topics.events, purchases)
     names = [t.name for t in (pipeline.topics.outcomes, pipeline.topics.experiment_shares)]
-    collector = TopicCollector(pipeline.bootstrap, names)
+    collector = TopicCollector(pipeline.settings.kafka, names)
 
     def attributed() -> bool:
         shares = collector.records[names[1]]

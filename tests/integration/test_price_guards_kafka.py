@@ -167,7 +167,7 @@ def test_prices_keep_their_guards_across_a_restart_or_a_move(
     cooldown_of = {str(i["item_id"]): COOLDOWN_S if i["category"] == HELD else 0.0 for i in items}
     pipeline.send(pipeline.topics.items, items, key_field="item_id")
     names = [t.name for t in (pipeline.topics.recommendations, pipeline.topics.price_updates)]
-    collector = TopicCollector(pipeline.bootstrap, names)
+    collector = TopicCollector(pipeline.settings.kafka, names)
     sent: list[dict[str, object]] = []
     try:
         first = pipeline.start_worker("data-a", env=GUARDS)

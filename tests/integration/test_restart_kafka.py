@@ -120,7 +120,7 @@ def set_store_one_record_behind(data_dir: Path) -> tuple[Path, int]:
 
 def wait_for_final_states(pipe: Pipeline, expected: dict, timeout_s: float) -> None:
     names = [pipe.topics.recommendations.name]
-    collector = TopicCollector(pipe.bootstrap, names)
+    collector = TopicCollector(pipe.settings.kafka, names)
 
     def done() -> bool:
         latest = latest_recommendations(collector.records[names[0]])
@@ -146,7 +146,7 @@ def wait_for_final_states(pipe: Pipeline, expected: dict, timeout_s: float) -> N
 
 def first_recommendation(pipe: Pipeline, timeout_s: float) -> None:
     names = [pipe.topics.recommendations.name]
-    collector = TopicCollector(pipe.bootstrap, names)
+    collector = TopicCollector(pipe.settings.kafka, names)
     ok = collector.until(lambda: bool(collector.records[names[0]]), timeout_s)
     collector.close()
     assert ok, f"no recommendation within {timeout_s:.0f} s\n{pipe.log()}"

@@ -47,7 +47,7 @@ def test_a_replay_of_five_weeks_of_events_stays_in_one_segment_with_its_timestam
     ]
     # One flush per simulated day: the broker sees a separate append each time,
     # which is when it decides whether to roll a segment.
-    connect = partial(producer, bootstrap)
+    connect = partial(producer, pipe.settings.kafka)
     refusals: list[object] = []
     sent = 0
     for record in json_log(events):

@@ -29,7 +29,7 @@ def test_stream_with_pretrained_minilm_matches_offline_scorer(bootstrap: str, tm
         pipe.send(pipe.topics.events, log)
         expected = expected_states(log, items)
         name = pipe.topics.recommendations.name
-        collector = TopicCollector(bootstrap, [name])
+        collector = TopicCollector(pipe.settings.kafka, [name])
 
         def done() -> bool:
             latest = latest_recommendations(collector.records[name])

@@ -180,13 +180,14 @@ def test_ab_report_from_kafka_reads_updates_and_outcomes(cli, tmp_path, monkeypa
         "price-outcomes": _lines(folder / "outcomes.jsonl"),
     }
 
-    def fake_read_topic(bootstrap, topic, *, from_beginning, max_records, idle_timeout_s):
+    def fake_read_topic(kafka, topic, *, from_beginning, max_records, idle_timeout_s):
         assert from_beginning and max_records is None
         if topic not in topics:  # no experiment-shares topic on this broker
             raise ValueError(f"topic {topic!r} does not exist")
         yield from topics[topic]
 
     monkeypatch.setattr("streams.offline.kafka_io.read_topic", fake_read_topic)
+    monkeypatch.setattr("streams.connection.check_connection", lambda kafka: None)
     result = CliRunner().invoke(cli, ["ab-report", "--from-kafka", "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert "read 4000 records from price-updates" in result.output

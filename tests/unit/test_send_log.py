@@ -210,7 +210,8 @@ def test_log_lines_are_numbered_as_in_the_input_and_malformed_ones_kept():
 def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
     """A fake broker behind `streams.offline.kafka_io.producer`, as the CLI commands call it."""
     fake = Broker()
-    monkeypatch.setattr(streams.offline.kafka_io, "producer", lambda bootstrap: fake.connect())
+    monkeypatch.setattr(streams.offline.kafka_io, "producer", lambda kafka: fake.connect())
+    monkeypatch.setattr("streams.connection.check_connection", lambda kafka: None)
     return fake
 
 

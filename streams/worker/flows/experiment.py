@@ -30,7 +30,7 @@ from streams.records.experiment import ArmDelta, ArmStats, LastOffers, SharesSna
 from streams.records.inputs import Event
 from streams.records.json_record import array_from_json
 from streams.records.outputs import PriceUpdate
-from streams.settings import Settings
+from streams.settings import KafkaSettings, Settings
 from streams.topics import AppTopics
 from streams.worker.runtime import Runtime
 from streams.worker.sink import Received, Record, Sink, Table
@@ -166,9 +166,9 @@ def register(app: faust.App, wiring: Wiring, runtime: Runtime, settings: Setting
     app.agent(wiring.sources.experiment_events, name="experiment")(experiment)
 
 
-async def follow_shares(holder: SharesHolder, bootstrap: str, topic: str) -> None:
+async def follow_shares(holder: SharesHolder, kafka: KafkaSettings, topic: str) -> None:
     """Keep ``holder`` at the newest published shares (every worker, no group)."""
-    consumer = whole_topic_consumer(bootstrap, topic)
+    consumer = whole_topic_consumer(kafka, topic)
     await consumer.start()
     try:
         async for message in consumer:
