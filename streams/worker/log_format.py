@@ -3,13 +3,15 @@
 Each line carries the time (ISO 8601, UTC), level, logger, message, the
 worker's id, the topic-partition when the record names exactly one, and the
 exception text when there is one. It holds what the log call gave and nothing
-else: no environment, no settings (README, "Settings").
+else: no environment, no settings (README, "Settings"). Only `route_to_root`
+changes the process's logging; the rest are pure.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,3 +123,30 @@ def json_logging_config(level: str, worker: str) -> dict[str, Any]:
         },
         "root": {"level": level.upper(), "handlers": ["json"]},
     }
+
+
+def route_to_root() -> list[str]:
+    """Send every logger's records through the root's handlers; return the loggers changed.
+
+    transformers, huggingface_hub and torch give their loggers a text handler
+    on stderr of their own when imported (transformers and torch also stop
+    propagation); this drops those handlers and turns propagation back on, so
+    their lines come out as JSON too. Handlers to files or elsewhere are kept.
+    """
+    streams = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+    consoles = {id(stream) for stream in streams if stream is not None}
+    changed = []
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if not isinstance(logger, logging.Logger):
+            continue  # a placeholder: no logger of that name yet
+        own = [
+            handler
+            for handler in logger.handlers
+            if id(getattr(handler, "stream", None)) in consoles  # torch's is no StreamHandler
+        ]
+        if own or (not logger.propagate and not logger.handlers):
+            for handler in own:
+                logger.removeHandler(handler)
+            logger.propagate = True
+            changed.append(name)
+    return changed

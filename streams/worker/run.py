@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
+import os
+import socket
+from typing import Any
 
 import faust
 import uvloop
@@ -12,12 +16,47 @@ from streams.settings import EventLoop, Settings
 from streams.topics import create_topics
 from streams.worker.app import create_app
 from streams.worker.catalog import ITEM_VECTORS_FILE
+from streams.worker.log_format import json_logging_config, route_to_root, worker_id
 from streams.worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings) -> None:
     """Create topics, load the model, and run the worker until SIGINT/SIGTERM."""
-    logging.basicConfig(level=settings.worker.log_level.upper())
+    log_level = settings.worker.log_level
+    config: dict[str, Any] | None = None
+    if settings.worker.log_format == "json":
+        config = use_json_logs(settings)
+        try:
+            app = build_app(settings)
+        except Exception:  # one JSON line with the traceback, not the CLI's text one
+            log.critical("the worker could not start", exc_info=True)
+            raise SystemExit(1) from None
+    else:
+        logging.basicConfig(level=log_level.upper())
+        app = build_app(settings)
+    quiet_worker(app, log_level, logging_config=config).execute_from_commandline()
+
+
+def use_json_logs(settings: Settings) -> dict[str, Any]:
+    """Write this process's log records as JSON lines from now on; return the config for mode.
+
+    The worker id is the app id (consumer group) with host and process id.
+    """
+    worker = worker_id(settings.app_id, socket.gethostname(), os.getpid())
+    logging.config.dictConfig(json_logging_config(settings.worker.log_level, worker))
+    logging.captureWarnings(True)  # warnings as records too, not text on stderr
+    if settings.scorer.enabled:
+        # torch and transformers add stderr handlers of their own on import: import
+        # them now, so that route_to_root takes those over before the model loads.
+        import encoders.model  # noqa: F401
+    route_to_root()
+    return json_logging_config(settings.worker.log_level, worker)
+
+
+def build_app(settings: Settings) -> faust.App:
+    """Create the topics, load the model and build the app."""
     use_event_loop(settings.worker.event_loop)
     create_topics(settings)
     runtime = Runtime.create(
@@ -25,18 +64,29 @@ def run_worker(settings: Settings) -> None:
         scorer=settings.scorer.enabled,
         vectors=settings.worker.data_dir / ITEM_VECTORS_FILE,
     )
-    app = create_app(settings, runtime)
-    quiet_worker(app, settings.worker.log_level).execute_from_commandline()
+    return create_app(settings, runtime)
 
 
-def quiet_worker(app: faust.App, log_level: str, redirect_stdouts: bool = True) -> faust.Worker:
+def quiet_worker(
+    app: faust.App,
+    log_level: str,
+    redirect_stdouts: bool = True,
+    logging_config: dict[str, Any] | None = None,
+) -> faust.Worker:
     """Return a Faust worker without its terminal spinner.
 
     The spinner sets the root logger to DEBUG, so every debug call in faust and
     aiokafka would build a log record nobody reads (bench/RESULTS.md, "No DEBUG
-    logging by accident").
+    logging by accident"). ``logging_config`` replaces mode's coloured handler
+    (`log_format.json_logging_config`); None keeps it.
     """
-    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=redirect_stdouts)
+    worker = faust.Worker(
+        app,
+        loglevel=log_level,
+        quiet=True,
+        redirect_stdouts=redirect_stdouts,
+        logging_config=logging_config,
+    )
     worker.spinner = None
     return worker
 

@@ -1,6 +1,8 @@
 import io
 import json
 import logging
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from streams.worker.log_format import (
     JsonFormatter,
     json_logging_config,
     partition_extra,
+    route_to_root,
     worker_id,
 )
 
@@ -145,3 +148,52 @@ def test_modes_setup_logging_writes_faust_and_aiokafka_records_as_json(
     assert lines[0]["partition"] == "it-events-5"
     assert lines[1]["message"] == "Heartbeat failed: é"
     assert all(r["worker"] == WORKER for r in lines)
+
+
+def test_route_to_root_takes_over_console_handlers_only(
+    restore_logging: None, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    library = logging.getLogger("test_log_format.library")
+    console = logging.StreamHandler(sys.stderr)
+    library.addHandler(console)
+    library.propagate = False
+    to_file = logging.getLogger("test_log_format.file")
+    elsewhere = logging.StreamHandler(io.StringIO())
+    to_file.addHandler(elsewhere)
+    try:
+        changed = route_to_root()
+        assert "test_log_format.library" in changed and "test_log_format.file" not in changed
+        assert library.handlers == [] and library.propagate
+        assert to_file.handlers == [elsewhere]
+    finally:
+        library.removeHandler(console)
+        to_file.removeHandler(elsewhere)
+
+
+def test_the_json_worker_writes_transformers_torch_and_warnings_as_json_too():
+    """A fresh process set up as ``recprice worker`` does; the libraries would write text."""
+    script = (
+        "import logging, warnings\n"
+        "from streams.settings import Settings\n"
+        "from streams.worker.run import use_json_logs\n"
+        "use_json_logs(Settings())\n"
+        "from transformers.utils import logging as hf\n"
+        "hf.get_logger('transformers.modeling_utils').warning('weights not used: é')\n"
+        "logging.getLogger('huggingface_hub.file_download').warning('offline')\n"
+        "logging.getLogger('torch._dynamo').warning('recompiling')\n"
+        "warnings.warn('deprecated knob')\n"
+    )
+    env = {**os.environ, "RECPRICE__WORKER__LOG_FORMAT": "json", "RECPRICE__SCORER__ENABLED": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, timeout=120, check=True
+    )
+    assert done.stdout == b""
+    lines = [orjson.loads(row) for row in done.stderr.decode().splitlines()]
+    assert [(r["logger"], r["message"]) for r in lines][:3] == [
+        ("transformers.modeling_utils", "weights not used: é"),
+        ("huggingface_hub.file_download", "offline"),
+        ("torch._dynamo", "recompiling"),
+    ]
+    assert lines[3]["logger"] == "py.warnings" and "deprecated knob" in str(lines[3]["message"])
+    assert len(lines) == 4 and all(set(r) == FIELDS for r in lines)
