@@ -1,6 +1,7 @@
 """The ingest agent's batch body without a broker: what is dead-lettered, what is forwarded."""
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 import orjson
@@ -195,3 +196,13 @@ def test_the_workers_sink_dead_letters_the_original_bytes_where_they_were_read()
     received = Received(b"\xff not utf-8", Message(TOPICS.events.name, 3, 17, b"u1"))
     asyncio.run(sink.dead_letter(received, "invalid JSON"))
     assert calls == [(TOPICS.events.name, 3, 17, b"\xff not utf-8", "invalid JSON")]
+
+
+def test_an_event_that_fails_to_apply_is_logged_with_its_topic_partition(caplog):
+    batch = Batch()
+    batch.add(event(1, user="u3", item="boom"))
+    with caplog.at_level(logging.ERROR, logger="streams.worker.flows.ingest"):
+        run(batch, DictTable(), items=Exploding(ITEMS))
+    [record] = caplog.records
+    assert "could not apply event e1" in record.getMessage()
+    assert record.partition == f"{TOPICS.events.name}-0"

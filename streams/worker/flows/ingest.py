@@ -29,6 +29,7 @@ from streams.records.scoring import ScoringRequest
 from streams.records.user_state import UserState
 from streams.settings import Settings
 from streams.topics import AppTopics
+from streams.worker.log_format import partition_extra
 from streams.worker.runtime import Runtime
 from streams.worker.sink import Received, Record, Sink, Table
 from streams.worker.wiring import EventTable, Wiring
@@ -121,8 +122,10 @@ async def ingest_batch(
         if result.changed:
             user_state.set(user_id, result.state.to_json(), last)
         for position, reason in result.failures:
-            log.error("could not apply event %s: %s", group[position][1].event_id, reason)
-            await sink.dead_letter(group[position][0], reason)
+            received, failed = group[position]
+            where = partition_extra(received.message.topic, received.message.partition)
+            log.error("could not apply event %s: %s", failed.event_id, reason, extra=where)
+            await sink.dead_letter(received, reason)
         key = user_id.encode()
         if result.purchases:  # for attribution to the offers shown
             bought = b",".join(bytes(group[i][0].value) for i in result.purchases)
