@@ -206,3 +206,24 @@ def test_an_event_that_fails_to_apply_is_logged_with_its_topic_partition(caplog)
     [record] = caplog.records
     assert "could not apply event e1" in record.getMessage()
     assert record.partition == f"{TOPICS.events.name}-0"
+
+
+def test_the_batch_returns_how_many_valid_events_it_applied():
+    batch = Batch()
+    batch.add(event(1))
+    batch.add(event(1))  # a re-delivery: valid, applied, changes nothing
+    batch.add(b"not json", key=b"u1")
+    batch.add(event(2, user="u3", item="boom"))  # fails to apply
+    batch.add(event(3, user="u3", item="b"))
+    applied = asyncio.run(
+        ingest_batch(
+            batch.records,
+            DictTable(),
+            Recorder(),
+            items=Exploding(ITEMS),
+            config=StateConfig(),
+            topics=TOPICS,
+            received_ms=5_000,
+        )
+    )
+    assert applied == 3
