@@ -1,11 +1,16 @@
-"""End to end on the real broker: DLQ, recommendations, bounded prices, replay, attribution.
+"""End to end on the real broker: DLQ, recommendations, prices, replay, attribution, JSON logs.
 
 Restarts after SIGKILL are in test_restart_kafka.py.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 from collections import Counter
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -46,7 +51,8 @@ def test_mixed_stream_dead_letters_exactly_the_bad_records(pipeline: Pipeline):
     items = catalog()
     good = events()
     pipeline.send(pipeline.topics.items, items, key_field="item_id")
-    pipeline.start_worker()
+    # JSON logs at INFO, so Faust's, mode's and aiokafka's own lines are checked too.
+    worker = pipeline.start_worker(env=JSON_LOGS)
     pipeline.send(pipeline.topics.events, good[:40])
     pipeline.send_raw(pipeline.topics.events, [(k, v) for k, v, _ in BAD])
     pipeline.send(pipeline.topics.events, good[40:])
@@ -83,6 +89,40 @@ def test_mixed_stream_dead_letters_exactly_the_bad_records(pipeline: Pipeline):
         assert abs(update["price"] / item["base_price"] - 1) <= 0.2 + 1e-9
         assert update["arm"] in {"control", "gentle", "bold"}
         assert update["personalized"] is (update["arm"] != "control")
+
+    pipeline.stop_workers()  # its shutdown lines too
+    worker_id = f"{pipeline.settings.app_id}@{socket.gethostname()}:{worker.pid}"
+    lines = json_log_lines(pipeline.logs[0], worker_id)
+    assert {r["logger"].split(".")[0] for r in lines} >= {"faust", "mode", "aiokafka", "streams"}
+    dead = [r for r in lines if r["message"].startswith("dead letter ")]
+    assert len(dead) == len(BAD)
+    for r in dead:  # "dead letter <topic>[<partition>]@<offset>: <reason>"
+        topic, partition = re.match(r"dead letter (\S+)\[(\d+)\]@", r["message"]).groups()
+        assert topic == pipeline.topics.events.name and r["partition"] == f"{topic}-{partition}"
+
+
+JSON_LOGS = {"RECPRICE__WORKER__LOG_FORMAT": "json", "RECPRICE__WORKER__LOG_LEVEL": "info"}
+
+
+def json_log_lines(path: Path, worker_id: str) -> list[dict[str, str]]:
+    """Every line of a worker's stdout and stderr, each one JSON log record of that worker."""
+    text = path.read_text(encoding="utf-8")
+    records = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"line {n} of {path} is not JSON: {line!r}") from None
+        assert set(record) - {"partition", "exception", "stack"} == JSON_FIELDS, record
+        assert record["worker"] == worker_id, record
+        assert record["level"] in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}, record
+        assert record["time"].endswith("Z") and datetime.fromisoformat(record["time"]), record
+        records.append(record)
+    assert records, f"{path} is empty"
+    return records
+
+
+JSON_FIELDS = {"time", "level", "logger", "message", "worker"}
 
 
 def test_replaying_a_log_twice_gives_the_same_recommendations(
