@@ -197,3 +197,21 @@ def test_the_json_worker_writes_transformers_torch_and_warnings_as_json_too():
     ]
     assert lines[3]["logger"] == "py.warnings" and "deprecated knob" in str(lines[3]["message"])
     assert len(lines) == 4 and all(set(r) == FIELDS for r in lines)
+
+
+def test_a_json_worker_that_cannot_start_says_why_in_one_json_line():
+    script = (
+        "from streams.settings import Settings\n"
+        "from streams.worker import run\n"
+        "def refuse(settings):\n"
+        "    raise FileNotFoundError('models/ml is not a recprice model directory')\n"
+        "run.build_app = refuse\n"
+        "run.run_worker(Settings())\n"
+    )
+    env = {**os.environ, "RECPRICE__WORKER__LOG_FORMAT": "json", "RECPRICE__SCORER__ENABLED": "0"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == b""
+    [line] = done.stderr.decode().splitlines()
+    record = orjson.loads(line)
+    assert (record["level"], record["logger"]) == ("CRITICAL", "streams.worker.run")
+    assert "FileNotFoundError: models/ml is not a recprice model directory" in record["exception"]
