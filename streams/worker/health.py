@@ -168,7 +168,7 @@ class HealthService(Service):
         log.info("metrics: http://%s:%d/metrics", self._host, self._endpoint.port)
 
     async def on_stop(self) -> None:
-        """Stop serving."""
+        """Stop serving; the serving thread takes up to its poll interval to notice."""
         if self._endpoint is not None:
-            self._endpoint.close()
+            await asyncio.to_thread(self._endpoint.close)
             self._endpoint = None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.offline.local import stop_worker
 from streams.topics import AppTables, Topic
 from tests.integration.data import BAD, BAD_REASONS, catalog, events
 from tests.kafka_support import Pipeline
@@ -176,3 +177,9 @@ def test_counters_and_probes_move_with_a_real_run(pipeline: Pipeline):
     assert value(after, "recprice_events_ingested_total") == len(good) + len(buyers)
     assert get(port, "/livez") == (200, "ok\n")
     assert get(port, "/readyz") == (200, "ok\n")
+
+    # SIGTERM: the worker leaves cleanly and its endpoint is gone.
+    [worker] = pipeline.workers
+    assert stop_worker(worker) == 0, pipeline.log()
+    pipeline.workers.remove(worker)
+    assert get(port, "/livez") is None
