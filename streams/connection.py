@@ -204,6 +204,13 @@ def explain(
 def _closed_why(exc: BaseException, kafka: KafkaSettings) -> str:
     """Say what a broker closing the connection before any answer most likely means."""
     protocol = kafka.security_protocol
+    if isinstance(exc.__cause__, ssl.SSLError):
+        # An alert after the handshake: the broker checked our certificate (TLS 1.3).
+        alert = exc.__cause__.reason or exc.__cause__
+        return (
+            f"after the TLS alert {alert}: the broker refused the client certificate "
+            f"(ssl_certfile: {kafka.ssl_certfile or 'not set'})"
+        )
     size = getattr(exc.__cause__, "expected", None)
     if not uses_tls(kafka) and isinstance(size, int) and _looks_like_tls(size):
         return (

@@ -5,8 +5,10 @@ certificate for 127.0.0.1/localhost (openssl, PKCS12 keystore), a second CA that
 signed nothing (the "unknown CA" case), and SCRAM-SHA-512 users written into
 the metadata log by Kafka's own ``StorageTool format --add-scram``. The broker
 runs from deploy/kafka/lib's jars like deploy/broker.sh's, on loopback ports of
-its own: the SASL_SSL client port, its controller (port+1) and a PLAINTEXT
-inter-broker listener (port+2) that no test client uses.
+its own: the SASL_SSL client port, its controller (port+1), a PLAINTEXT
+inter-broker listener (port+2) that no test client uses, and two more client
+listeners for the other protocols: SASL_PLAINTEXT (port+3) and SSL with client
+certificates required (port+4).
 """
 
 from __future__ import annotations
@@ -42,20 +44,26 @@ def make_ca(folder: Path, name: str) -> Path:
     return folder / f"{name}.pem"
 
 
+def sign(folder: Path, ca: str, name: str, subject: str, extensions: str) -> Path:
+    """Make ``name``.key and a ``name``.pem certificate signed by ``ca``; return the PEM."""
+    _run(
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+         "-out", f"{name}.csr", "-subj", subject],
+        folder,
+    )  # fmt: skip
+    (folder / f"{name}.ext").write_text(extensions)
+    _run(
+        ["openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey",
+         f"{ca}.key", "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
+         "-out", f"{name}.pem"],
+        folder,
+    )  # fmt: skip
+    return folder / f"{name}.pem"
+
+
 def make_broker_keystore(folder: Path, ca: str, password: str) -> Path:
     """Sign a broker certificate for 127.0.0.1/localhost with ``ca``; return its PKCS12 store."""
-    _run(
-        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key",
-         "-out", "broker.csr", "-subj", "/CN=localhost"],
-        folder,
-    )  # fmt: skip
-    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _run(
-        ["openssl", "x509", "-req", "-in", "broker.csr", "-CA", f"{ca}.pem", "-CAkey",
-         f"{ca}.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext",
-         "-out", "broker.pem"],
-        folder,
-    )  # fmt: skip
+    sign(folder, ca, "broker", "/CN=localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     _run(
         ["openssl", "pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key",
          "-certfile", f"{ca}.pem", "-name", "broker", "-out", "broker.p12",
@@ -91,6 +99,15 @@ class SecureBroker:
         return self.root / "other-ca.pem"
 
     @property
+    def client_cert(self) -> tuple[Path, Path]:
+        """PEM certificate and key of a client, signed by `ca`, for the SSL listener."""
+        return self.root / "client.pem", self.root / "client.key"
+
+    def at(self, offset: int) -> str:
+        """``host:port`` of the listener at ``port + offset`` (3: SASL_PLAINTEXT, 4: SSL)."""
+        return f"127.0.0.1:{self.port + offset}"
+
+    @property
     def log(self) -> Path:
         """The broker's log file."""
         return self.root / "broker.log"
@@ -103,7 +120,7 @@ class SecureBroker:
 
     def start(self, timeout_s: float = 120.0) -> None:
         """Make the certificates, format the storage with the SCRAM user and start the node."""
-        for port in (self.port, self.port + 1, self.port + 2):
+        for port in range(self.port, self.port + 5):
             if answers(f"127.0.0.1:{port}"):
                 raise RuntimeError(f"port {port} on 127.0.0.1 is taken by another process")
         subprocess.run(["bash", str(BROKER_SCRIPT), "jars"], check=True, stdin=subprocess.DEVNULL)
@@ -112,6 +129,7 @@ class SecureBroker:
         make_ca(self.root, "ca")
         make_ca(self.root, "other-ca")
         keystore = make_broker_keystore(self.root, "ca", store_password)
+        sign(self.root, "ca", "client", f"/CN={self.user}", "extendedKeyUsage=clientAuth\n")
         config = self._write_config(keystore, store_password)
         cluster = _kafka_uuid()
         java = self._java()
@@ -163,24 +181,32 @@ class SecureBroker:
 
     def _write_config(self, keystore: Path, store_password: str) -> Path:
         port, data = self.port, self.root / "data"
-        client, controller, internal = (
+        client, controller, internal, sasl_plain, tls = (
             f"SASL_SSL://127.0.0.1:{port}",
             f"CONTROLLER://127.0.0.1:{port + 1}",
             f"INTERNAL://127.0.0.1:{port + 2}",
+            f"SASL_PLAINTEXT://127.0.0.1:{port + 3}",
+            f"SSL://127.0.0.1:{port + 4}",
         )
+        clients = f"{client},{internal},{sasl_plain},{tls}"
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         config = self.root / "server.properties"
         config.write_text(
             f"""process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{port + 1}
-listeners={client},{controller},{internal}
-advertised.listeners={client},{internal}
+listeners={clients},{controller}
+advertised.listeners={clients}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=INTERNAL
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL,\
+SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={scram}
+listener.name.ssl.ssl.client.auth=required
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location={self.ca}
 ssl.keystore.type=PKCS12
 ssl.keystore.location={keystore}
 ssl.keystore.password={store_password}

@@ -1,14 +1,18 @@
 """SASL_SSL on a real broker: the pipeline with the right credentials, clear refusals otherwise.
 
-The broker (`tests.secure_broker`) has only a SASL_SSL client listener, a
-certificate signed by a CA made for this run and a SCRAM-SHA-512 user written
-by Kafka's own StorageTool. The CLI commands and the worker run in their own
+The broker (`tests.secure_broker`) has a certificate signed by a CA made for
+this run and a SCRAM-SHA-512 user written by Kafka's own StorageTool; the
+pipeline and the refusals use its SASL_SSL listener, and each client library
+is also checked on its SASL_PLAINTEXT listener and its SSL one (client
+certificates required). The CLI commands and the worker run in their own
 processes, configured by ``RECPRICE__KAFKA__*`` as an operator would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,8 +26,10 @@ from kafka.errors import CoordinatorNotAvailableError
 
 from streams.connection import ConnectionProblem, check_connection
 from streams.offline.collect import TopicCollector, latest_recommendations
+from streams.offline.deployment import Deployment, unique_prefix
 from streams.offline.local import ROOT
 from streams.settings import KafkaSettings
+from streams.worker.wiring import whole_topic_consumer
 from tests.integration.data import catalog, events, expected_states
 from tests.kafka_support import Pipeline
 from tests.secure_broker import SecureBroker
@@ -154,6 +160,70 @@ def test_the_pipeline_runs_over_sasl_ssl_with_the_right_credentials(
     assert orjson.loads(tail.stdout.splitlines()[0])["user_id"] in expected
     logs = secure_pipe.log(tail_chars=10**7) + created.stderr + tail.stderr
     assert secure_broker.password not in logs
+
+
+def other_protocol(broker: SecureBroker, protocol: str) -> dict[str, str]:
+    """Settings of a client of ``broker``'s listener for ``protocol``, with its credentials."""
+    cert, key = broker.client_cert
+    return {
+        "SASL_SSL": {"bootstrap": broker.bootstrap, **sasl_ssl(broker)},
+        "SASL_PLAINTEXT": {
+            "bootstrap": broker.at(3),
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_username": broker.user,
+            "sasl_password_file": str(broker.password_file()),
+        },
+        "SSL": {
+            "bootstrap": broker.at(4),
+            "security_protocol": "SSL",
+            "ssl_cafile": str(broker.ca),
+            "ssl_certfile": str(cert),
+            "ssl_keyfile": str(key),
+        },
+    }[protocol]
+
+
+async def first_record(kafka: KafkaSettings, topic: str) -> bytes | None:
+    """The first record of ``topic`` read by the worker's own aiokafka consumer."""
+    consumer = whole_topic_consumer(kafka, topic)
+    await consumer.start()
+    try:
+        message = await asyncio.wait_for(consumer.getone(), 30)
+        return message.value
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT", "SSL"])
+def test_each_protocol_connects_kafka_python_and_aiokafka_clients(
+    secure_broker: SecureBroker, tmp_path: Path, protocol: str
+):
+    settings = other_protocol(secure_broker, protocol)
+    bootstrap = settings.pop("bootstrap")
+    dep = Deployment(bootstrap, tmp_path, prefix=unique_prefix("sec"), kafka=dict(settings))
+    try:
+        check_connection(dep.settings.kafka)
+        dep.create()  # kafka-python admin
+        dep.send(dep.topics.items, [catalog(1)[0]], key_field="item_id")  # kafka-python producer
+        value = asyncio.run(first_record(dep.settings.kafka, dep.topics.items.name))
+        assert value is not None and orjson.loads(value) == catalog(1)[0]
+    finally:
+        dep.close()
+
+
+def test_an_ssl_client_without_its_certificate_is_told_so(secure_broker: SecureBroker):
+    kafka = KafkaSettings(
+        bootstrap=secure_broker.at(4), security_protocol="SSL", ssl_cafile=secure_broker.ca
+    )
+    with pytest.raises(ConnectionProblem) as refused:
+        check_connection(kafka)
+    # The alert's name depends on the TLS version and library the two ends settle on.
+    at = re.escape(secure_broker.at(4))
+    assert re.fullmatch(
+        rf"kafka: {at} closed the connection after the TLS alert \w+: the broker refused the "
+        r"client certificate \(ssl_certfile: not set\)",
+        str(refused.value),
+    ), refused.value
 
 
 REFUSALS = {

@@ -151,6 +151,18 @@ def test_a_closed_connection_that_is_not_tls_suggests_sasl():
     )
 
 
+def test_a_tls_alert_after_the_handshake_names_the_client_certificate(ca: Path):
+    closed = KafkaConnectionError("Connection at h:1 closed")
+    alert = ssl.SSLError(1, "[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate")
+    alert.reason = "SSLV3_ALERT_BAD_CERTIFICATE"
+    closed.__cause__ = alert
+    kafka = KafkaSettings(bootstrap="h:1", security_protocol="SSL", ssl_cafile=ca)
+    assert explain(closed, kafka, "h", 1, 10.0) == (
+        "kafka: h:1 closed the connection after the TLS alert SSLV3_ALERT_BAD_CERTIFICATE: the "
+        "broker refused the client certificate (ssl_certfile: not set)"
+    )
+
+
 def test_a_missing_file_is_named_before_any_connection(ca: Path, tmp_path: Path):
     missing = tmp_path / "nope.pem"
     with pytest.raises(ConnectionProblem, match=f"^kafka: ssl_cafile {missing} is not a file$"):
