@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from kafka.errors import CoordinatorNotAvailableError
 
 from streams.connection import kafka_python_options
 from streams.offline.kafka_io import Refusal, producer, send_log
@@ -167,8 +168,12 @@ class Deployment:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             ends = self._end_offsets(topic)
-            done = self.committed(topic)
-            if all(done[tp] >= end for tp, end in ends.items()):
+            try:
+                done = self.committed(topic)
+            except CoordinatorNotAvailableError:
+                # A fresh broker creates its offsets topic on the first group request.
+                done = {}
+            if done and all(done[tp] >= end for tp, end in ends.items()):
                 return True
             self._check_workers()
             time.sleep(0.5)
