@@ -138,12 +138,14 @@ def check_connection(kafka: KafkaSettings, timeout_s: float = 10.0) -> None:
         options = security_options(kafka)
     except (OSError, ssl.SSLError) as exc:
         raise ConnectionProblem(f"kafka: cannot load the connection settings: {exc}") from None
-    problems = [
-        asyncio.run(_probe(kafka, host, port, options, timeout_s))
-        for host, port in bootstrap_hosts(kafka.bootstrap)
-    ]
-    if problems and all(problems):
-        raise ConnectionProblem(problems[0])
+    first_problem = None
+    for host, port in bootstrap_hosts(kafka.bootstrap):
+        problem = asyncio.run(_probe(kafka, host, port, options, timeout_s))
+        if problem is None:
+            return
+        first_problem = first_problem or problem
+    if first_problem is not None:
+        raise ConnectionProblem(first_problem)
 
 
 async def _probe(

@@ -293,3 +293,10 @@ def test_a_refused_worker_exits_with_one_line_and_consumes_nothing(
     assert secure_pipe.count(secure_pipe.topics.scoring) == 0
     assert secure_pipe.count(secure_pipe.topics.recommendations) == 0
     assert secure_broker.password not in worker.stderr + produced.stderr
+
+
+def test_one_answering_broker_of_the_bootstrap_list_is_enough(secure_broker: SecureBroker):
+    settings = sasl_ssl(secure_broker)
+    check_connection(KafkaSettings(bootstrap=f"127.0.0.1:1,{secure_broker.bootstrap}", **settings))
+    with pytest.raises(ConnectionProblem, match="connection refused at 127.0.0.1:1 "):
+        check_connection(KafkaSettings(bootstrap="127.0.0.1:1,127.0.0.1:2", **settings))

@@ -171,6 +171,11 @@ def test_a_missing_file_is_named_before_any_connection(ca: Path, tmp_path: Path)
         check_connection(sasl_ssl(ca, sasl_password=None, sasl_password_file=missing))
 
 
+def test_when_every_bootstrap_broker_refuses_the_first_refusal_is_named():
+    with pytest.raises(ConnectionProblem, match=r"^kafka: connection refused at 127\.0\.0\.1:1 "):
+        check_connection(KafkaSettings(bootstrap="127.0.0.1:1,127.0.0.1:2"), timeout_s=2)
+
+
 def test_nothing_listening_is_refused_at_once():
     with pytest.raises(ConnectionProblem, match=r"^kafka: connection refused at 127\.0\.0\.1:1 "):
         check_connection(KafkaSettings(bootstrap="127.0.0.1:1"), timeout_s=2)
