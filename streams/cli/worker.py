@@ -28,10 +28,10 @@ def worker(
         more["encoder"] = {"model_dir": model_dir}
     if data_dir is not None:
         more["worker"] = {"data_dir": data_dir}
-    settings = reachable(load_settings(bootstrap, prefix, **more))
+    settings = load_settings(bootstrap, prefix, **more)
     from streams.worker.run import run_worker
 
-    run_worker(settings)
+    run_worker(settings)  # checks the connection first, in the worker's log format
 
 
 @topics_app.command("create")

@@ -12,6 +12,7 @@ from typing import Any
 import faust
 import uvloop
 
+from streams.connection import ConnectionProblem, check_connection
 from streams.settings import EventLoop, Settings
 from streams.topics import create_topics
 from streams.worker.app import create_app
@@ -28,6 +29,7 @@ def run_worker(settings: Settings) -> None:
     config: dict[str, Any] | None = None
     if settings.worker.log_format == "json":
         config = use_json_logs(settings)
+        exit_unless_reachable(settings)
         try:
             app = build_app(settings)
         except Exception:  # one JSON line with the traceback, not the CLI's text one
@@ -35,8 +37,24 @@ def run_worker(settings: Settings) -> None:
             raise SystemExit(1) from None
     else:
         logging.basicConfig(level=log_level.upper())
+        exit_unless_reachable(settings)
         app = build_app(settings)
     quiet_worker(app, log_level, logging_config=config).execute_from_commandline()
+
+
+def exit_unless_reachable(settings: Settings) -> None:
+    """Exit with status 1 and `check_connection`'s one line when the broker refuses us.
+
+    Before anything is created or consumed: the clients would retry for a long
+    time. The line is a CRITICAL record in JSON, the bare line in text.
+    """
+    try:
+        check_connection(settings.kafka)
+    except ConnectionProblem as exc:
+        if settings.worker.log_format == "json":
+            log.critical("%s", exc)
+            raise SystemExit(1) from None
+        raise SystemExit(str(exc)) from None
 
 
 def use_json_logs(settings: Settings) -> dict[str, Any]:

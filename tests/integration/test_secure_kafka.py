@@ -295,6 +295,19 @@ def test_a_refused_worker_exits_with_one_line_and_consumes_nothing(
     assert secure_broker.password not in worker.stderr + produced.stderr
 
 
+def test_a_refused_worker_with_json_logs_says_it_in_one_json_line(
+    secure_broker: SecureBroker, secure_pipe: Pipeline
+):
+    env = env_of(secure_pipe, refused_settings(secure_broker, "wrong password"))
+    worker = recprice(env | {"RECPRICE__WORKER__LOG_FORMAT": "json"}, "worker", timeout_s=PROCESS_S)
+    assert worker.returncode == 1
+    [line] = worker.stderr.splitlines()
+    record = orjson.loads(line)
+    assert (record["level"], record["logger"]) == ("CRITICAL", "streams.worker.run")
+    assert record["message"] == expected_line(secure_broker, "wrong password")
+    assert secure_broker.password not in worker.stderr
+
+
 def test_one_answering_broker_of_the_bootstrap_list_is_enough(secure_broker: SecureBroker):
     settings = sasl_ssl(secure_broker)
     check_connection(KafkaSettings(bootstrap=f"127.0.0.1:1,{secure_broker.bootstrap}", **settings))

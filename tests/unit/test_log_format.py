@@ -206,6 +206,7 @@ def test_a_json_worker_that_cannot_start_says_why_in_one_json_line():
         "def refuse(settings):\n"
         "    raise FileNotFoundError('models/ml is not a recprice model directory')\n"
         "run.build_app = refuse\n"
+        "run.check_connection = lambda kafka: None\n"  # no broker in unit tests
         "run.run_worker(Settings())\n"
     )
     env = {**os.environ, "RECPRICE__WORKER__LOG_FORMAT": "json", "RECPRICE__SCORER__ENABLED": "0"}
