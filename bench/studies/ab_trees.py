@@ -14,17 +14,30 @@ import os
 import subprocess
 import sys
 
-INGEST = """
+# Trees since the connection settings travel with the address take the KafkaSettings;
+# older ones take the bootstrap string.
+BROKER = """
+import inspect
+def broker(run, kafka):
+    return kafka if "kafka" in inspect.signature(run).parameters else kafka.bootstrap
+"""
+
+INGEST = (
+    BROKER
+    + """
 from bench.workload import load_workload
 from bench.ingest import run_ingest
 from streams.settings import Settings
 w = load_workload(10)
-r = run_ingest(Settings().kafka.bootstrap, list(w.items.values()), w.events[:{events}],
+r = run_ingest(broker(run_ingest, Settings().kafka), list(w.items.values()), w.events[:{events}],
                log=lambda s: None)
 print("RESULT", r.events_per_s)
 """
+)
 
-E2E = """
+E2E = (
+    BROKER
+    + """
 from bench.workload import load_workload
 from bench.e2e import run_e2e
 from encoders.ranker import Ranker
@@ -35,9 +48,11 @@ w = load_workload(64)
 ranker = Ranker(load_model(s.encoder), s.encoder)
 items = dict(w.items)
 index = ranker.build_index([(i.item_id, i.text()) for i in items.values()])
-r = run_e2e(s.kafka.bootstrap, ranker, index, w, items, 1024, 8.0, 8.0, log=lambda s: None)
+r = run_e2e(broker(run_e2e, s.kafka), ranker, index, w, items, 1024, 8.0, 8.0,
+            log=lambda s: None)
 print("RESULT", r.events_per_s, r.median.reference.scorer_users_per_s, r.vs_scorer)
 """
+)
 
 
 def measure(root: str, code: str) -> str:
