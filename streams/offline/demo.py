@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from encoders.behaviour import apply_with_catalog, render_summary
+from streams.connection import ConnectionProblem, check_connection
 from streams.offline.collect import TopicCollector, latest_recommendations
 from streams.offline.demo_model import (
     MODEL_NAME,
@@ -77,9 +78,24 @@ def run_demo(
     console = Console()
     started_broker = False
     if not answers(base.kafka.bootstrap):
+        if base.kafka.security_protocol != "PLAINTEXT":
+            # The local broker speaks PLAINTEXT only: it would not be the broker asked for.
+            console.print(
+                f"kafka: nothing answers at {base.kafka.bootstrap}, and the local broker "
+                f"cannot stand in for a {base.kafka.security_protocol} one",
+                soft_wrap=True,
+            )
+            return 1
         console.print(f"starting local broker on {base.kafka.bootstrap}")
         start_local_broker(base.kafka.bootstrap)
         started_broker = True
+    try:
+        check_connection(base.kafka)
+    except ConnectionProblem as exc:
+        console.print(str(exc), markup=False, soft_wrap=True)
+        if started_broker:
+            stop_local_broker(base.kafka.bootstrap)
+        return 1
     prefix = f"demo-{int(time.time())}-"
     settings = Settings(
         **{**base.model_dump(), "topics": {**base.topics.model_dump(), "prefix": prefix}}
