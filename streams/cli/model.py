@@ -8,6 +8,8 @@ shape from the same settings object the worker uses (``RECPRICE__STATE__*``).
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -123,6 +125,7 @@ def train(
         # The model never sees the held-out items: no head row, no training case.
         dataset = training_view(dataset, hold_out.items)
     job = TrainJob(dataset, config, out, base, cache_dir)
+    _exit_on_sigterm()
     run = train_model(job, nproc) if place is None else run_torchrun(job, place)
     if not run:  # a torchrun process other than rank 0
         return
@@ -132,6 +135,15 @@ def train(
         f"{run['steps']} steps ({run['seconds_per_step']:.2f} s/step, {run['processes']} "
         f"process(es)), {run['seconds']:.0f} s; model {run['model_version']} written to {out}"
     )
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM exit through the cleanup, so a stopped run removes its states files.
+
+    By default the signal ends the interpreter at once, leaving the temporary
+    folder of cached lower-layer states (gigabytes) behind.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 def _sasrec(dataset: Dataset, encoder: EncoderConfig) -> dict[str, CaseScorer]:
