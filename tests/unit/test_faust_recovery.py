@@ -1,4 +1,4 @@
-"""The three steps of faust_ext.recovery, each against stand-ins for Faust's services."""
+"""The four steps of faust_ext.recovery, each against stand-ins for Faust's services."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from streams.worker.faust_ext.recovery import (
     ConsumerThread,
     SafeRecovery,
     check_versions,
+    overtaken,
     partitions_to_reset,
 )
 
@@ -74,10 +75,15 @@ async def test_faust_hands_its_fetch_the_live_set():
 
 
 class ResumeStandIn:
-    """The parts of Faust's app, consumer and recovery that the end of recovery uses."""
+    """The parts of Faust's app, consumer and recovery that the end of recovery uses.
 
-    def __init__(self) -> None:
+    ``revoke_during_seek``: the next rebalance's revoke runs while the seek waits,
+    as Faust's does: it counts a rebalance, suspends the flow and clears the queues.
+    """
+
+    def __init__(self, revoke_during_seek: bool = False) -> None:
         self.calls: list[str] = []
+        self.rebalance_started_at = 3
         self.flow_control = FlowControlEvent(initially_suspended=False)
         self.queue: FlowControlQueue[str] = FlowControlQueue(
             flow_control=self.flow_control, clear_on_resume=True
@@ -89,6 +95,11 @@ class ResumeStandIn:
         class ConsumerStandIn:
             async def perform_seek(self) -> None:
                 stand_in.calls.append("seek")
+                if revoke_during_seek:
+                    stand_in.app.rebalancing_count += 1
+                    stand_in.flow_control.suspend()
+                    stand_in.flow_control.clear()
+                    return
                 stand_in.queue.put_nowait("fetched after the seek")
 
             def resume_partitions(self, tps: set[TP]) -> None:
@@ -107,6 +118,7 @@ class ResumeStandIn:
             flow_control=self.flow_control,
             conf=SimpleNamespace(broker_request_timeout=5.0),
             _fetcher=FetcherStandIn(),
+            rebalancing_count=3,
         )
         self.log = logging.getLogger("test")
         self.completed = asyncio.Event()
@@ -120,7 +132,8 @@ class ResumeStandIn:
 
 async def test_recovery_clears_the_queues_before_the_seek_and_keeps_what_comes_after():
     recovery = ResumeStandIn()
-    await SafeRecovery._seek_and_resume_streams(recovery, {EVENTS0, CHANGELOG0})  # type: ignore[arg-type]
+    resumed = await SafeRecovery._seek_and_resume_streams(recovery, {EVENTS0, CHANGELOG0})  # type: ignore[arg-type]
+    assert resumed
     assert recovery.calls == ["seek", "resume partitions", "resume flow", "fetcher"]
     assert recovery.resumed == {EVENTS0}
     assert list(recovery.queue._queue) == ["fetched after the seek"]  # type: ignore[attr-defined]
@@ -168,3 +181,44 @@ async def test_the_seek_resets_input_partitions_without_a_commit():
         ([("events", 0)], "earliest-strategy")
     ]
     assert fetcher.zero == [EVENTS2]
+
+
+def test_a_recovery_is_overtaken_only_by_a_rebalance_begun_after_its_own():
+    assert not overtaken(started_at=4, rebalances_now=4)
+    assert overtaken(started_at=4, rebalances_now=5)
+
+
+async def test_a_recovery_overtaken_during_its_seek_leaves_the_flow_to_the_next_rebalance():
+    # Resuming here would feed the agents through the next rebalance's join, which
+    # Faust's revoke has just stopped (docs/architecture.md, step 4).
+    recovery = ResumeStandIn(revoke_during_seek=True)
+    resumed = await SafeRecovery._seek_and_resume_streams(recovery, {EVENTS0, CHANGELOG0})  # type: ignore[arg-type]
+    assert not resumed
+    assert recovery.calls == ["seek"]
+    assert recovery.resumed == set()
+    assert not recovery.flow_control.is_active() and not recovery.completed.is_set()
+
+
+async def test_an_overtaken_recovery_does_not_report_the_worker_ready():
+    recovery = ResumeStandIn(revoke_during_seek=True)
+    ready: list[str] = []
+    recovery.app.on_rebalance_complete = SimpleNamespace(send=_nothing)
+    recovery.app.consumer_generation_id = 7
+    recovery.app.on_rebalance_end = lambda: ready.append("rebalance end")
+    recovery.app.consumer.assignment = lambda: {EVENTS0}
+    recovery.tables = SimpleNamespace(
+        values=lambda: [],
+        on_actives_ready=lambda: ready.append("actives"),
+        on_standbys_ready=lambda: ready.append("standbys"),
+    )
+    recovery._set_recovery_ended = lambda: None  # type: ignore[attr-defined]
+    recovery._seek_and_resume_streams = (  # type: ignore[attr-defined]
+        lambda tps: SafeRecovery._seek_and_resume_streams(recovery, tps)  # type: ignore[arg-type]
+    )
+    await SafeRecovery.on_recovery_completed(recovery, generation_id=7)  # type: ignore[arg-type]
+    assert recovery.calls == ["seek"]
+    assert ready == []
+
+
+async def _nothing() -> None:
+    return None

@@ -14,9 +14,19 @@ table recovery"):
 3. Seeking to committed offsets skips partitions that have none, so nothing
    fetches those records again.
 
+A fourth breaks Faust's rule that input stays stopped from a revoke until the
+next recovery's seek:
+
+4. A recovery whose seek ends after the next rebalance's revoke has begun
+   resumes the input partitions and the flow that revoke has just stopped
+   (the generation id changes only at the next assignment), so records flow
+   through the join. A failover run that applied a user's events out of
+   order showed such a late recovery.
+
 The subclasses below change exactly those steps: the fetch gets a copy of the
-set, the queues are cleared before the seek, and a partition without a
-committed offset is reset to the consumer's ``auto_offset_reset`` position.
+set, the queues are cleared before the seek, a partition without a committed
+offset is reset to the consumer's ``auto_offset_reset`` position, and a
+recovery that a newer rebalance has overtaken resumes nothing.
 They rely on private parts of the pinned versions, so :func:`check_versions`
 refuses to start with any other.
 """
@@ -131,10 +141,32 @@ class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
 
 
+def overtaken(started_at: int, rebalances_now: int) -> bool:
+    """Whether a rebalance began after the one a recovery serves (counts of rebalances begun)."""
+    return rebalances_now != started_at
+
+
 class SafeRecovery(Recovery):
     """Recovery that clears the agents' queues before it seeks and resumes the input partitions."""
 
-    async def _seek_and_resume_streams(self, assignment: Iterable[TP]) -> None:
+    rebalance_started_at: int = 0
+    """``app.rebalancing_count`` when the assignment this recovery serves arrived."""
+
+    async def on_rebalance(
+        self,
+        assigned: set[TP],
+        revoked: set[TP],
+        newly_assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        """Faust's start of recovery, noting which rebalance it serves."""
+        # The consumer thread counts a rebalance when its revoke starts, and waits
+        # for this assignment handler before it can start the next one.
+        self.rebalance_started_at = self.app.rebalancing_count
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
+    async def _seek_and_resume_streams(self, assignment: Iterable[TP]) -> bool:
+        """Seek the input partitions and resume them and the flow; False if overtaken."""
         app = self.app
         consumer = app.consumer
         # What reached the queues during recovery is fetched again after the seek.
@@ -143,11 +175,17 @@ class SafeRecovery(Recovery):
         if assigned:
             self.log.info("Seek stream partitions to committed offsets.")
             await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        # The generation changes only at the next assignment, but the next revoke has
+        # already stopped the flow and paused every partition: leave them to its recovery.
+        if overtaken(self.rebalance_started_at, app.rebalancing_count):
+            self.log.warning("Recovery overtaken by a newer rebalance; not resuming")
+            return False
         consumer.resume_partitions({tp for tp in assigned if not self._is_changelog_tp(tp)})
         self.completed.set()
         resume_keeping_queues(app.flow_control)
         consumer.resume_flow()
         await cast(Any, app)._fetcher.maybe_start()
+        return True
 
     async def _resume_streams(self, generation_id: int = 0) -> None:
         # Faust's method for an app without tables, in the order above.
@@ -156,7 +194,8 @@ class SafeRecovery(Recovery):
         if app.consumer_generation_id != generation_id:
             self.log.warning("Recovery rebalancing again")
             return
-        await self._seek_and_resume_streams(app.consumer.assignment())
+        if not await self._seek_and_resume_streams(app.consumer.assignment()):
+            return
         self.tables.on_actives_ready()
         self.tables.on_standbys_ready()
         app.on_rebalance_end()
@@ -185,7 +224,8 @@ class SafeRecovery(Recovery):
                 generation_id,
             )
             return
-        await self._seek_and_resume_streams(app.consumer.assignment())
+        if not await self._seek_and_resume_streams(app.consumer.assignment()):
+            return
         self.tables.on_actives_ready()
         if not app.assignor.assigned_standbys():
             self.tables.on_standbys_ready()
