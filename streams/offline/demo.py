@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 import time
 import urllib.request
@@ -29,6 +28,7 @@ from streams.offline.demo_model import (
 from streams.offline.kafka_io import Refusal, producer, send_log
 from streams.offline.local import (
     answers,
+    free_port,
     spawn_worker,
     start_local_broker,
     stop_local_broker,
@@ -133,7 +133,7 @@ def run_demo(
         }
         if model_dir is not None:
             env["RECPRICE__ENCODER__MODEL_DIR"] = str(model_dir.resolve())
-        metrics_port = settings.metrics.port or _free_port()
+        metrics_port = settings.metrics.port or free_port()
         env["RECPRICE__METRICS__HOST"] = "127.0.0.1"
         env["RECPRICE__METRICS__PORT"] = str(metrics_port)
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -179,13 +179,6 @@ def run_demo(
     finally:
         if started_broker:
             stop_local_broker(base.kafka.bootstrap)
-
-
-def _free_port() -> int:
-    """Return a loopback port free now, for the demo worker's metrics."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _save_metrics(url: str, path: Path) -> None:

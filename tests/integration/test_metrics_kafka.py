@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -12,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.offline.local import stop_worker
+from streams.offline.local import free_port, stop_worker
 from streams.topics import AppTables, Topic
 from tests.integration.data import BAD, BAD_REASONS, catalog, events
 from tests.kafka_support import Pipeline
@@ -27,12 +26,6 @@ NOT_READY = {
     "catalogue not loaded yet",
     "item index not built yet",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(port: int, path: str) -> tuple[int, str] | None:

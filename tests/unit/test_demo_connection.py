@@ -6,6 +6,7 @@ import threading
 import pytest
 
 import streams.offline.demo as demo
+from streams.offline.local import free_port
 from streams.settings import KafkaSettings, Settings
 
 
@@ -20,15 +21,9 @@ def nothing_starts(monkeypatch):
     monkeypatch.setattr(demo, "create_topics", _never)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_no_local_plaintext_broker_stands_in_for_a_secure_one(tmp_path, nothing_starts, capsys):
     kafka = KafkaSettings(
-        bootstrap=f"127.0.0.1:{_free_port()}",
+        bootstrap=f"127.0.0.1:{free_port()}",
         security_protocol="SASL_SSL",
         sasl_username="alice",
         sasl_password="s3cret-pw",
