@@ -20,6 +20,7 @@ the cold-target cases (docs/model.md, "Cold items: the held-out split"):
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -65,12 +66,13 @@ def main() -> None:
     assert ranker.item_vectors is not None and ranker.item_rows is not None
     cases = list(view.test)
     items, rows = ranker.item_vectors, ranker.item_rows
+    # The evaluator's own scores, as `recprice evaluate` ranks them.
+    hybrid = ranker.scores(cases)
+    ids_off = replace(ranker, use_item_features=False).scores(cases)
     recent = history_rows([e.recent for e in cases], view.rows, head.history)
-    with torch.no_grad():
-        users = ranker.users(cases)
-        hybrid = head(head.with_history(users, items, rows, recent), items, rows)
-        users_off = head.with_history(users, items, rows, recent, features=False)
-        ids_off = head(users_off, items, rows, features=False)
+    with torch.no_grad():  # the hybrid's text part: its user vector against text alone
+        users = head.with_history(ranker.users(cases), items, rows, recent)
+        text = users @ items.T * head.log_inv_temperature.exp()
     cold = rows < 0
     targets = torch.tensor([view.rows[e.target] for e in cases])
     cold_case = cold[targets].tolist()
@@ -95,9 +97,6 @@ def main() -> None:
     for shift in (float(s) for s in args.shifts.split(",")):
         line(f"hybrid, cold items +{shift:g}", hybrid + shift * cold)
     warm = ~cold
-    text = (
-        head.with_history(users, items, rows, recent) @ items.T * head.log_inv_temperature.exp()
-    ).detach()
     intercept, slope = fair_line(text[:, warm], hybrid[:, warm])
     fair = torch.where(cold, intercept + slope * text, hybrid)
     line("hybrid, cold items at a trained item's mean for their text", fair)

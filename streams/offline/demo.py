@@ -28,13 +28,13 @@ from streams.offline.demo_model import (
 from streams.offline.kafka_io import Refusal, producer, send_log
 from streams.offline.local import (
     answers,
-    free_port,
     spawn_worker,
     start_local_broker,
     stop_local_broker,
     stop_worker,
 )
 from streams.offline.movielens import Converted, convert
+from streams.offline.ports import free_port
 from streams.offline.replay import read_log
 from streams.records.files import read_items
 from streams.records.inputs import Event, Item, item_titles

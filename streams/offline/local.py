@@ -30,13 +30,6 @@ def answers(bootstrap: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
-def free_port() -> int:
-    """Return a loopback TCP port that is free now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_local_broker(bootstrap: str) -> None:
     """Start deploy/broker.sh's broker on the port of ``bootstrap`` (loopback only)."""
     host, _, port = bootstrap.rpartition(":")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -27,6 +26,7 @@ from encoders.dataset import Dataset
 from encoders.model import MODEL_FILE, Recommender, load_model_dir, load_pretrained
 from encoders.train_config import TrainConfig
 from encoders.training import HISTORY_FILE, Parallel, save_trained, train
+from streams.offline.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -90,18 +90,12 @@ def train_model(job: TrainJob, processes: int = 1) -> dict[str, Any]:
         shared = job if job.cache_dir else replace(job, cache_dir=Path(tmp))
         mp.start_processes(
             _spawned,
-            args=(processes, _free_port(), shared),
+            args=(processes, free_port(), shared),
             nprocs=processes,
             start_method="spawn",
             join=True,
         )
     return summary(job.out)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _spawned(rank: int, world: int, port: int, job: TrainJob) -> None:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.offline.local import free_port, stop_worker
+from streams.offline.local import stop_worker
+from streams.offline.ports import free_port
 from streams.topics import AppTables, Topic
 from tests.integration.data import BAD, BAD_REASONS, catalog, events
 from tests.kafka_support import Pipeline

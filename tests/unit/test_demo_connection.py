@@ -6,7 +6,7 @@ import threading
 import pytest
 
 import streams.offline.demo as demo
-from streams.offline.local import free_port
+from streams.offline.ports import free_port
 from streams.settings import KafkaSettings, Settings
 
 
